@@ -1,0 +1,346 @@
+"""Tag catalogs: YAML files that define dimensions, tags, their conditions and tasks.
+
+A catalog is read from YAML node by node (not with ``yaml.safe_load``) so that every problem is
+reported as ``file:line: message``, duplicate keys are refused, and all problems of a file are
+reported at once rather than the first only. A catalog that loads is complete and consistent:
+every condition compiles and type-checks, every tag it names exists, dimensions that refer to
+each other form no cycle, and they are ordered so that a dimension is decided after those it
+reads. Its version is a hash of the file's bytes, recorded with every change it causes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rules.expr import Condition, Dimension, ExprError, compile_condition
+from state.times import parse_duration
+
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+ASSIGNEE_ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+OWNER = "owner"
+"""Assignee meaning: the profile's owner rep, else the latest follow-up's rep, else unassigned."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class CatalogError(Exception):
+    """A catalog that cannot be used, with every problem found in it."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRule:
+    title: dict[str, str]  # language -> title
+    assignee: str  # OWNER or a role such as "sales-director"
+    due: int  # microseconds after the change's effective time
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class TagRule:
+    name: str
+    dimension: str
+    label: dict[str, str]
+    definition: dict[str, str]
+    condition: Condition
+    tasks: tuple[TaskRule, ...]
+    line: int
+
+    @property
+    def rule_id(self) -> str:
+        return f"{self.dimension}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class DimensionRule:
+    name: str
+    exclusive: bool
+    label: dict[str, str]
+    tags: tuple[TagRule, ...]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    name: str
+    version: str
+    languages: tuple[str, ...]
+    dimensions: tuple[DimensionRule, ...]  # in evaluation order: a dimension after those it reads
+    source: str
+    tags: dict[str, TagRule] = field(default_factory=dict)
+    ages: frozenset[tuple[str, int]] = frozenset()
+    windows: frozenset[tuple[str, int]] = frozenset()
+
+    @property
+    def language(self) -> str:
+        """The language of task titles and of text shown when none is asked for."""
+        return self.languages[0]
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read and validate a catalog file. Raises CatalogError listing every problem."""
+    data = Path(path).read_bytes()
+    return parse_catalog(data, str(path))
+
+
+def default_catalog_path() -> Path:
+    return Path(str(resources.files("rules") / "default_catalog.yaml"))
+
+
+def load_default_catalog() -> Catalog:
+    return load_catalog(default_catalog_path())
+
+
+def parse_catalog(data: bytes, source: str = "<catalog>") -> Catalog:
+    """Validate catalog YAML given as bytes; ``source`` names it in error messages."""
+    reader = _Reader(source)
+    try:
+        text = data.decode("utf-8")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise CatalogError([Problem(source, 1, f"not UTF-8 text: {exc}")]) from exc
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise CatalogError([Problem(source, line, f"invalid YAML: {exc.problem}")]) from exc
+    catalog = reader.catalog(root, hashlib.sha256(data).hexdigest()[:16])
+    if reader.problems or catalog is None:
+        raise CatalogError(sorted(reader.problems, key=lambda p: p.line))
+    return catalog
+
+
+class _Reader:
+    """Walks the YAML node tree, collecting problems instead of stopping at the first."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+        self.languages: tuple[str, ...] = ("en",)
+
+    def problem(self, node: yaml.Node | None, message: str, extra_lines: int = 0) -> None:
+        line = node.start_mark.line + 1 + extra_lines if node is not None else 1
+        self.problems.append(Problem(self.source, line, message))
+
+    # -- generic node helpers --
+
+    def mapping(self, node: yaml.Node | None, what: str, allowed: set[str]) -> dict[str, Any]:
+        """A YAML mapping as {key: value node}; unknown or duplicate keys are problems."""
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, f"{what} must be a mapping")
+            return {}
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                self.problem(key_node, f"{what}: keys must be names")
+            elif key in result:
+                self.problem(key_node, f"{what}: {key!r} is given twice")
+            elif allowed and key not in allowed:
+                self.problem(key_node, f"{what}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+            else:
+                result[key] = value_node
+        return result
+
+    def scalar(self, node: yaml.Node | None, what: str) -> str | None:
+        if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
+            self.problem(node, f"{what} must be a single value")
+            return None
+        return str(node.value)
+
+    def required(self, fields: dict[str, Any], key: str, parent: yaml.Node, what: str) -> Any:
+        if key not in fields:
+            self.problem(parent, f"{what}: {key!r} is required")
+        return fields.get(key)
+
+    def texts(self, node: yaml.Node | None, what: str) -> dict[str, str]:
+        """A text in every language of the catalog: {en: ..., zh: ...}."""
+        fields = self.mapping(node, what, set())
+        result = {lang: self.scalar(value, f"{what}.{lang}") or "" for lang, value in fields.items()}
+        missing = [lang for lang in self.languages if lang not in result]
+        if node is not None and fields and missing:
+            self.problem(node, f"{what}: missing language(s) {', '.join(missing)}")
+        return result
+
+    # -- the catalog --
+
+    def catalog(self, root: yaml.Node | None, version: str) -> Catalog | None:
+        top = self.mapping(root, "catalog", {"catalog", "languages", "dimensions"})
+        if root is None or not top:
+            if not self.problems:
+                self.problem(root, "the catalog is empty")
+            return None
+        name = self.scalar(self.required(top, "catalog", root, "catalog"), "catalog") or "catalog"
+        self.languages = self.language_list(top.get("languages"))
+        dims_node = self.required(top, "dimensions", root, "catalog")
+        raw_dimensions = self.mapping(dims_node, "dimensions", set())
+        shapes = self.dimension_shapes(raw_dimensions)
+        dimensions = [
+            dimension
+            for dim_name, node in raw_dimensions.items()
+            if (dimension := self.dimension(dim_name, node, shapes)) is not None
+        ]
+        ordered = self.evaluation_order(dimensions)
+        tags = {tag.name: tag for dimension in ordered for tag in dimension.tags}
+        ages = frozenset(a for t in tags.values() for a in t.condition.ages)
+        windows = frozenset(w for t in tags.values() for w in t.condition.windows)
+        return Catalog(name, version, self.languages, tuple(ordered), self.source, tags, ages, windows)
+
+    def language_list(self, node: yaml.Node | None) -> tuple[str, ...]:
+        if node is None:
+            return ("en",)
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.problem(node, "languages must be a list such as [en, zh]")
+            return ("en",)
+        languages = tuple(str(item.value) for item in node.value if isinstance(item, yaml.ScalarNode))
+        return languages or ("en",)
+
+    def dimension_shapes(self, raw: dict[str, Any]) -> dict[str, Dimension]:
+        """First pass: each dimension's tags, so that conditions can refer to any dimension."""
+        shapes: dict[str, Dimension] = {}
+        seen_tags: dict[str, str] = {}
+        for dim_name, node in raw.items():
+            fields = node.value if isinstance(node, yaml.MappingNode) else []
+            exclusive = True
+            tag_names: list[str] = []
+            for key, value in fields:
+                if key.value == "exclusive" and isinstance(value, yaml.ScalarNode):
+                    exclusive = value.value not in ("false", "False", "no")
+                if key.value == "tags" and isinstance(value, yaml.MappingNode):
+                    tag_names = [str(k.value) for k, _ in value.value]
+                    for tag_key, _ in value.value:
+                        other = seen_tags.setdefault(str(tag_key.value), dim_name)
+                        if other != dim_name:
+                            self.problem(
+                                tag_key,
+                                f"tag {tag_key.value!r} is already defined in dimension {other!r}; "
+                                "tag names must be unique across the catalog",
+                            )
+            shapes[dim_name] = Dimension(exclusive, frozenset(tag_names))
+        return shapes
+
+    def dimension(self, name: str, node: yaml.Node, shapes: dict[str, Dimension]) -> DimensionRule | None:
+        what = f"dimension {name!r}"
+        if not IDENTIFIER.match(name):
+            self.problem(node, f"{what}: names are lower-case letters, digits and _")
+        fields = self.mapping(node, what, {"exclusive", "name", "tags"})
+        exclusive_node = self.required(fields, "exclusive", node, what)
+        exclusive = self.scalar(exclusive_node, f"{what}.exclusive")
+        if exclusive is not None and exclusive not in ("true", "false"):
+            self.problem(exclusive_node, f"{what}.exclusive must be true or false")
+        label = self.texts(self.required(fields, "name", node, what), f"{what}.name")
+        tags_node = self.required(fields, "tags", node, what)
+        raw_tags = self.mapping(tags_node, f"{what}.tags", set())
+        if tags_node is not None and not raw_tags:
+            self.problem(tags_node, f"{what} has no tags")
+        tags = [
+            tag
+            for tag_name, tag_node in raw_tags.items()
+            if (tag := self.tag(name, tag_name, tag_node, shapes)) is not None
+        ]
+        return DimensionRule(name, exclusive == "true", label, tuple(tags), node.start_mark.line + 1)
+
+    def tag(self, dimension: str, name: str, node: yaml.Node, shapes: dict[str, Dimension]) -> TagRule | None:
+        what = f"tag {name!r}"
+        if not IDENTIFIER.match(name):
+            self.problem(node, f"{what}: names are lower-case letters, digits and _")
+        fields = self.mapping(node, what, {"name", "definition", "when", "tasks"})
+        label = self.texts(self.required(fields, "name", node, what), f"{what}.name")
+        definition = self.texts(self.required(fields, "definition", node, what), f"{what}.definition")
+        when_node = self.required(fields, "when", node, what)
+        source = self.scalar(when_node, f"{what}.when")
+        tasks = tuple(self.tasks(fields.get("tasks"), what))
+        if source is None:
+            return None
+        try:
+            condition = compile_condition(source, shapes)
+        except ExprError as exc:
+            self.condition_problem(when_node, source, exc)
+            return None
+        if dimension in condition.dimensions:
+            self.problem(when_node, f"{what}: a condition cannot read its own dimension {dimension!r}")
+            return None
+        return TagRule(name, dimension, label, definition, condition, tasks, node.start_mark.line + 1)
+
+    def condition_problem(self, node: yaml.Node, source: str, exc: ExprError) -> None:
+        """Point at the line of the condition where the problem is, and show the spot."""
+        extra = source.count("\n", 0, exc.offset) if getattr(node, "style", None) in ("|", ">") else 0
+        if getattr(node, "style", None) in ("|", ">"):
+            extra += 1  # block scalars start on the line after the indicator
+        line_start = source.rfind("\n", 0, exc.offset) + 1
+        line_end = source.find("\n", exc.offset)
+        snippet = source[line_start : line_end if line_end >= 0 else len(source)]
+        pointer = " " * (exc.offset - line_start) + "^"
+        self.problem(node, f"in condition: {exc.message}\n    {snippet}\n    {pointer}", extra)
+
+    def tasks(self, node: yaml.Node | None, what: str) -> list[TaskRule]:
+        if node is None:
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, f"{what}.tasks must be a list")
+            return []
+        result = []
+        for item in node.value:
+            fields = self.mapping(item, f"{what} task", {"title", "assignee", "due", "kind"})
+            title = self.texts(self.required(fields, "title", item, f"{what} task"), f"{what} task title")
+            assignee = self.scalar(self.required(fields, "assignee", item, f"{what} task"), "assignee")
+            if assignee is not None and not ASSIGNEE_ROLE.match(assignee):
+                self.problem(fields["assignee"], f"{what} task: assignee must be 'owner' or a role name")
+            due = self.duration(fields.get("due"), f"{what} task due")
+            kind = self.scalar(fields["kind"], "kind") if "kind" in fields else "follow_up"
+            result.append(TaskRule(title, assignee or OWNER, due, kind or "follow_up"))
+        return result
+
+    def duration(self, node: yaml.Node | None, what: str) -> int:
+        if node is None:
+            return 0
+        text = self.scalar(node, what)
+        if text is None or text == "now":
+            return 0
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            self.problem(node, f"{what}: {exc}")
+            return 0
+
+    def evaluation_order(self, dimensions: list[DimensionRule]) -> list[DimensionRule]:
+        """Dimensions ordered so that each comes after those its conditions read; cycles refused."""
+        by_name = {d.name: d for d in dimensions}
+        reads = {d.name: {r for t in d.tags for r in t.condition.dimensions} for d in dimensions}
+        ordered: list[DimensionRule] = []
+        state: dict[str, str] = {}  # name -> "visiting" | "done"
+
+        def visit(name: str, path: list[str]) -> None:
+            if state.get(name) == "done" or name not in by_name:
+                return
+            if state.get(name) == "visiting":
+                cycle = path[path.index(name) :] + [name]
+                self.problems.append(
+                    Problem(self.source, by_name[name].line, "dimensions read each other in a cycle: " + " -> ".join(cycle))
+                )
+                return
+            state[name] = "visiting"
+            for other in sorted(reads[name]):
+                visit(other, [*path, name])
+            state[name] = "done"
+            ordered.append(by_name[name])
+
+        for dimension in dimensions:
+            visit(dimension.name, [])
+        return ordered

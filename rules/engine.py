@@ -1,0 +1,239 @@
+"""The pure tag engine: state + event + "now" -> new state, tag changes, tasks, next deadline.
+
+Both runtimes call these functions and nothing else: the Faust agent (``streams/``) with the wall
+clock, and ``tagengine replay`` with event time. Sharing them is what makes a replay of the same
+events produce the same changes as the live pipeline.
+
+Order of work for an event at engine time ``now`` (SPEC section 8): first every deadline of the
+customer at or before ``now`` fires, each evaluated at its own moment (``trigger: timer``); then the
+event is applied and the customer evaluated at ``now`` (``trigger: event``). A customer's next
+deadline is the earliest future moment at which any condition can flip without a new event: an
+``age(t) OP d`` comparison flips at ``t + d``, a window count changes when an element leaves it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rules.catalog import OWNER, Catalog, TagRule
+from rules.expr import Context
+from rules.facts import FACTS, WINDOWS, window_deadline
+from state.customer import CustomerState, Outcome, RejectedEvent, TagState, apply_event, settle
+from state.events import Event
+
+TIMER = "timer"
+EVENT = "event"
+CATALOG = "catalog"
+
+
+@dataclass(frozen=True, slots=True)
+class TagChange:
+    """One transition of one customer in one dimension (SPEC section 3, ``tag-changes``)."""
+
+    customer_id: str
+    seq: int
+    dimension: str
+    from_tag: str | None
+    to_tag: str | None
+    rule_id: str
+    catalog_version: str
+    trigger: str
+    event_id: str | None
+    effective_at: int
+    reason: dict[str, object]
+
+    @property
+    def change_id(self) -> str:
+        return f"{self.customer_id}:{self.seq}"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A to-do for a person, caused by a change (SPEC section 3, ``tasks``)."""
+
+    task_id: str
+    customer_id: str
+    assignee: str
+    title: str
+    kind: str
+    rule_id: str
+    change_id: str
+    due_at: int
+    created_at: int
+
+
+@dataclass(slots=True)
+class Result:
+    """What processing one event or one deadline produced."""
+
+    changes: list[TagChange] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+    outcome: Outcome | None = None  # None when no event was involved
+    rejected: RejectedEvent | None = None
+
+
+def process_event(catalog: Catalog, state: CustomerState, event: Event, now: int) -> Result:
+    """Fire the customer's due deadlines, apply the event, evaluate, and schedule the next deadline.
+
+    A rejected event (e.g. a refund of an unknown order) leaves the state as the deadlines left it
+    and is returned in ``result.rejected``, for the caller to dead-letter.
+    """
+    result = fire_deadlines(catalog, state, now)
+    try:
+        result.outcome = apply_event(state, event, now)
+    except RejectedEvent as rejected:
+        result.rejected = rejected
+        return result
+    if result.outcome is Outcome.APPLIED:
+        _evaluate(catalog, state, now, EVENT, event.event_id, event.occurred_at, result)
+    state.next_deadline = next_deadline(catalog, state, now)
+    return result
+
+
+def fire_deadlines(catalog: Catalog, state: CustomerState, until: int) -> Result:
+    """Evaluate the customer at each of its deadlines up to ``until``, in order."""
+    result = Result()
+    while state.next_deadline is not None and state.next_deadline <= until:
+        moment = state.next_deadline
+        settle(state, moment)
+        _evaluate(catalog, state, moment, TIMER, None, moment, result)
+        state.next_deadline = next_deadline(catalog, state, moment)
+    return result
+
+
+def reevaluate(catalog: Catalog, state: CustomerState, now: int) -> Result:
+    """Evaluate under a (new) catalog: changes carry ``trigger: catalog``."""
+    result = Result()
+    _evaluate(catalog, state, now, CATALOG, None, now, result)
+    state.next_deadline = next_deadline(catalog, state, now)
+    return result
+
+
+def decide_tags(catalog: Catalog, state: CustomerState, now: int) -> tuple[dict[str, object], Context]:
+    """Each dimension's tags at ``now``: a tag name or None (exclusive), a frozenset otherwise.
+
+    An exclusive dimension takes its first tag whose condition holds, in catalog order.
+    """
+    tags: dict[str, object] = {}
+    ctx = Context(state, now, tags)
+    for dimension in catalog.dimensions:
+        if dimension.exclusive:
+            tags[dimension.name] = next((t.name for t in dimension.tags if t.condition(ctx)), None)
+        else:
+            tags[dimension.name] = frozenset(t.name for t in dimension.tags if t.condition(ctx))
+    return tags, ctx
+
+
+def next_deadline(catalog: Catalog, state: CustomerState, now: int) -> int | None:
+    """The earliest moment after ``now`` at which a condition of the catalog can change."""
+    candidates: list[int] = []
+    for fact, duration in catalog.ages:
+        moment = FACTS[fact].get(state)
+        if isinstance(moment, int) and moment + duration > now:
+            candidates.append(moment + duration)
+    for name, length in catalog.windows:
+        moment = window_deadline(WINDOWS[name].elements(state), now, length)
+        if moment is not None:
+            candidates.append(moment)
+    return min(candidates) if candidates else None
+
+
+def held_tags(state: CustomerState, dimension: str) -> list[str]:
+    return sorted(tag for tag, held in state.tags.items() if held.dimension == dimension)
+
+
+def _evaluate(
+    catalog: Catalog,
+    state: CustomerState,
+    now: int,
+    trigger: str,
+    event_id: str | None,
+    effective_at: int,
+    result: Result,
+) -> None:
+    decided, ctx = decide_tags(catalog, state, now)
+    moves: list[tuple[str, str | None, str | None]] = []
+    for dimension in catalog.dimensions:
+        held = held_tags(state, dimension.name)
+        value = decided[dimension.name]
+        if dimension.exclusive:
+            target = value if isinstance(value, str) else None
+            current = held[0] if held else None
+            if current != target:
+                moves.append((dimension.name, current, target))
+        else:
+            wanted = value if isinstance(value, frozenset) else frozenset()
+            moves += [(dimension.name, tag, None) for tag in held if tag not in wanted]
+            moves += [(dimension.name, None, tag) for tag in sorted(wanted) if tag not in held]
+    known = {d.name for d in catalog.dimensions}
+    for tag, held_tag in sorted(state.tags.items()):
+        if held_tag.dimension not in known:  # a dimension the catalog no longer has
+            moves.append((held_tag.dimension, tag, None))
+    for dimension_name, from_tag, to_tag in moves:
+        change = _change(catalog, state, ctx, dimension_name, from_tag, to_tag, trigger, event_id, effective_at)
+        result.changes.append(change)
+        if to_tag is not None:
+            result.tasks += _tasks(catalog, catalog.tags[to_tag], state, change)
+    state.catalog_version = catalog.version
+
+
+def _change(
+    catalog: Catalog,
+    state: CustomerState,
+    ctx: Context,
+    dimension: str,
+    from_tag: str | None,
+    to_tag: str | None,
+    trigger: str,
+    event_id: str | None,
+    effective_at: int,
+) -> TagChange:
+    rule: TagRule | None = catalog.tags.get(to_tag or from_tag or "")
+    state.seq += 1
+    if from_tag is not None:
+        del state.tags[from_tag]
+    if to_tag is not None:
+        state.tags[to_tag] = TagState(dimension, effective_at, state.seq)
+    return TagChange(
+        customer_id=state.customer_id,
+        seq=state.seq,
+        dimension=dimension,
+        from_tag=from_tag,
+        to_tag=to_tag,
+        rule_id=rule.rule_id if rule else f"{dimension}.{from_tag}",
+        catalog_version=catalog.version,
+        trigger=trigger,
+        event_id=event_id,
+        effective_at=effective_at,
+        reason=rule.condition.reason(ctx) if rule else {},
+    )
+
+
+def _tasks(catalog: Catalog, rule: TagRule, state: CustomerState, change: TagChange) -> list[Task]:
+    tasks = []
+    for index, task in enumerate(rule.tasks):
+        tasks.append(
+            Task(
+                task_id=f"{change.change_id}:{index}",
+                customer_id=state.customer_id,
+                assignee=resolve_assignee(task.assignee, state),
+                title=task.title.get(catalog.language, next(iter(task.title.values()), "")),
+                kind=task.kind,
+                rule_id=rule.rule_id,
+                change_id=change.change_id,
+                due_at=change.effective_at + task.due,
+                created_at=change.effective_at,
+            )
+        )
+    return tasks
+
+
+def resolve_assignee(assignee: str, state: CustomerState) -> str:
+    """``owner``: the profile's owner rep, else the latest follow-up's rep, else ``unassigned``."""
+    if assignee != OWNER:
+        return assignee
+    if state.owner_rep:
+        return state.owner_rep
+    if state.latest_followup is not None:
+        return state.latest_followup.rep_id
+    return "unassigned"

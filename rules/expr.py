@@ -1,0 +1,517 @@
+"""The condition language: a small, typed, safe expression language over customer facts.
+
+    age(last_activity) >= 30d and age(last_activity) < 180d
+    spend(180d) > 5000 and paid_orders(180d) > 3
+    lifecycle == "mature" and age(last_activity) >= 90d
+    latest_stage in ["proposal", "quoted", "negotiating"]
+
+There is no ``eval``: text is tokenised, parsed into a tree, type-checked against the fact
+vocabulary (``rules/facts.py``) and the catalog's dimensions, and compiled into nested Python
+closures. Numbers are ``Decimal`` (money and ratios compare exactly), durations and times are
+integer microseconds. ``null`` (a missing fact, such as the last activity of a customer who never
+had one) makes every ordering comparison false, so ``age(last_activity) < 30d`` is false for a
+customer with no activity, and so is ``age(last_activity) >= 30d``.
+
+``age(t)`` may only be compared with a duration literal: that is what lets the engine compute, from
+the tree alone, every future moment at which a condition can flip (``t + duration``), and so each
+customer's next deadline.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, DivisionByZero, InvalidOperation
+
+from rules.facts import (
+    BOOL,
+    DURATION,
+    FACTS,
+    NUMBER,
+    STRING,
+    STRINGS,
+    TAGSET,
+    TIME,
+    WINDOWS,
+    in_window,
+)
+from state.customer import CustomerState
+from state.times import format_duration, parse_duration
+
+MAX_WINDOW = 365 * 86_400 * 1_000_000
+"""Orders and follow-ups are kept one by one for 365 days, so no window may be longer."""
+
+
+class ExprError(Exception):
+    """A condition that cannot be used; ``offset`` is the character where the problem is."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+class Context:
+    """What a condition is evaluated against: one customer, one moment, the tags decided so far."""
+
+    __slots__ = ("state", "now", "tags", "cache")
+
+    def __init__(self, state: CustomerState, now: int, tags: dict[str, object]) -> None:
+        self.state = state
+        self.now = now
+        self.tags = tags
+        self.cache: dict[tuple[str, int], object] = {}
+
+
+Evaluator = Callable[[Context], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    """What the type checker needs to know of a dimension a condition refers to."""
+
+    exclusive: bool
+    tags: frozenset[str]
+
+
+@dataclass(slots=True)
+class Condition:
+    """A compiled condition, with what the deadline computation and the reasons need."""
+
+    source: str
+    evaluate: Evaluator
+    ages: set[tuple[str, int]] = field(default_factory=set)  # (time fact, duration) compared
+    windows: set[tuple[str, int]] = field(default_factory=set)  # (window function, length)
+    dimensions: set[str] = field(default_factory=set)  # dimensions it refers to
+    leaves: list[tuple[str, Evaluator, str]] = field(default_factory=list)  # reason key, fn, type
+
+    def __call__(self, ctx: Context) -> bool:
+        return self.evaluate(ctx) is True
+
+    def reason(self, ctx: Context) -> dict[str, object]:
+        """The values this condition looked at, ready for JSON."""
+        return {key: _json_value(fn(ctx), kind) for key, fn, kind in self.leaves}
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<duration>\d+(?:\.\d+)?[smhd](?![A-Za-z0-9_]))
+  | (?P<number>\d+(?:\.\d+)?(?![A-Za-z_]))
+  | (?P<string>"[^"\\\n]*"|'[^'\\\n]*')
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op><=|>=|==|!=|<|>|\+|-|\*|/|\(|\)|\[|\]|,)
+    """,
+    re.VERBOSE,
+)
+_KEYWORDS = {"and", "or", "not", "in", "true", "false", "null"}
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str  # duration, number, string, name, keyword, op, end
+    text: str
+    offset: int
+
+
+def tokenize(source: str) -> list[Token]:
+    tokens: list[Token] = []
+    position = 0
+    while position < len(source):
+        match = _TOKEN.match(source, position)
+        if match is None:
+            raise ExprError(f"unexpected character {source[position]!r}", position)
+        kind = match.lastgroup or ""
+        text = match.group()
+        if kind != "space":
+            if kind == "name" and text in _KEYWORDS:
+                kind = "keyword"
+            tokens.append(Token(kind, text, position))
+        position = match.end()
+    tokens.append(Token("end", "", len(source)))
+    return tokens
+
+
+# --------------------------------------------------------------------------------------------
+# Typed tree
+
+
+@dataclass(slots=True)
+class Node:
+    type: str
+    offset: int
+    fn: Evaluator
+    literal: object = None  # the value, when the node is a literal
+    is_literal: bool = False
+    age_of: str | None = None  # the time fact, when the node is age(fact)
+
+
+_ORDERING = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+class _Parser:
+    """Recursive descent, one method per precedence level, type-checking as it builds."""
+
+    def __init__(self, source: str, dimensions: Mapping[str, Dimension]) -> None:
+        self.source = source
+        self.tokens = tokenize(source)
+        self.index = 0
+        self.dimensions = dimensions
+        self.condition = Condition(source, lambda ctx: None)
+        self.open_ages: list[Node] = []  # age() nodes not (yet) compared with a duration literal
+
+    # -- token helpers --
+
+    @property
+    def token(self) -> Token:
+        return self.tokens[self.index]
+
+    def accept(self, *texts: str) -> Token | None:
+        token = self.token
+        if token.kind in ("op", "keyword") and token.text in texts:
+            self.index += 1
+            return token
+        return None
+
+    def expect(self, text: str) -> Token:
+        token = self.accept(text)
+        if token is None:
+            raise ExprError(f"expected {text!r}, found {self._describe(self.token)}", self.token.offset)
+        return token
+
+    @staticmethod
+    def _describe(token: Token) -> str:
+        return "the end of the condition" if token.kind == "end" else repr(token.text)
+
+    # -- grammar --
+
+    def parse(self) -> Condition:
+        node = self.parse_or()
+        if self.token.kind != "end":
+            raise ExprError(f"unexpected {self._describe(self.token)}", self.token.offset)
+        if node.type != BOOL:
+            raise ExprError(f"a condition must be true or false, this is a {node.type}", 0)
+        if self.open_ages:
+            raise ExprError(
+                "age(...) can only be compared with a duration such as 30d", self.open_ages[0].offset
+            )
+        self.condition.evaluate = node.fn
+        return self.condition
+
+    def parse_or(self) -> Node:
+        node = self.parse_and()
+        while (token := self.accept("or")) is not None:
+            right = self.parse_and()
+            self._need(node, BOOL, "or")
+            self._need(right, BOOL, "or")
+            left_fn, right_fn = node.fn, right.fn
+            node = Node(BOOL, token.offset, lambda c, a=left_fn, b=right_fn: a(c) is True or b(c) is True)
+        return node
+
+    def parse_and(self) -> Node:
+        node = self.parse_not()
+        while (token := self.accept("and")) is not None:
+            right = self.parse_not()
+            self._need(node, BOOL, "and")
+            self._need(right, BOOL, "and")
+            left_fn, right_fn = node.fn, right.fn
+            node = Node(BOOL, token.offset, lambda c, a=left_fn, b=right_fn: a(c) is True and b(c) is True)
+        return node
+
+    def parse_not(self) -> Node:
+        token = self.accept("not")
+        if token is None:
+            return self.parse_comparison()
+        operand = self.parse_not()
+        self._need(operand, BOOL, "not")
+        fn = operand.fn
+        return Node(BOOL, token.offset, lambda c: fn(c) is not True)
+
+    def parse_comparison(self) -> Node:
+        left = self.parse_sum()
+        token = self.token
+        if self.accept("<", "<=", ">", ">="):
+            return self._ordering(token, left, self.parse_sum())
+        if self.accept("==", "!="):
+            return self._equality(token, left, self.parse_sum())
+        if self.accept("in"):
+            return self._membership(token, left, self.parse_sum(), negate=False)
+        if self.token.text == "not" and self.tokens[self.index + 1].text == "in":
+            self.index += 2
+            return self._membership(token, left, self.parse_sum(), negate=True)
+        return left
+
+    def parse_sum(self) -> Node:
+        node = self.parse_product()
+        while (token := self.accept("+", "-")) is not None:
+            right = self.parse_product()
+            node = self._arithmetic(token, node, right, (NUMBER, DURATION))
+        return node
+
+    def parse_product(self) -> Node:
+        node = self.parse_unary()
+        while (token := self.accept("*", "/")) is not None:
+            right = self.parse_unary()
+            node = self._arithmetic(token, node, right, (NUMBER,))
+        return node
+
+    def parse_unary(self) -> Node:
+        token = self.accept("-")
+        if token is None:
+            return self.parse_atom()
+        operand = self.parse_unary()
+        if operand.type not in (NUMBER, DURATION):
+            raise ExprError(f"cannot negate a {operand.type}", token.offset)
+        fn = operand.fn
+        return Node(operand.type, token.offset, lambda c: _negate(fn(c)))
+
+    def parse_atom(self) -> Node:
+        token = self.token
+        self.index += 1
+        if token.kind == "number":
+            return _literal(NUMBER, Decimal(token.text), token.offset)
+        if token.kind == "duration":
+            return _literal(DURATION, parse_duration(token.text), token.offset)
+        if token.kind == "string":
+            return _literal(STRING, token.text[1:-1], token.offset)
+        if token.kind == "keyword" and token.text in ("true", "false"):
+            return _literal(BOOL, token.text == "true", token.offset)
+        if token.kind == "keyword" and token.text == "null":
+            return _literal("null", None, token.offset)
+        if token.kind == "op" and token.text == "(":
+            node = self.parse_or()
+            self.expect(")")
+            return node
+        if token.kind == "op" and token.text == "[":
+            return self._list(token)
+        if token.kind == "name":
+            if self.accept("("):
+                return self._call(token)
+            return self._name(token)
+        raise ExprError(f"unexpected {self._describe(token)}", token.offset)
+
+    # -- building blocks --
+
+    def _list(self, start: Token) -> Node:
+        items: list[str] = []
+        while not self.accept("]"):
+            if items:
+                self.expect(",")
+            token = self.token
+            if token.kind != "string":
+                raise ExprError("a list may only hold strings", token.offset)
+            self.index += 1
+            items.append(token.text[1:-1])
+        return _literal(STRINGS, frozenset(items), start.offset)
+
+    def _name(self, token: Token) -> Node:
+        name = token.text
+        if name in self.dimensions:
+            dimension = self.dimensions[name]
+            self.condition.dimensions.add(name)
+            kind = STRING if dimension.exclusive else TAGSET
+            node = Node(kind, token.offset, lambda c: c.tags.get(name))
+            node.literal = name  # remembered so that tag names compared with it can be checked
+            self._leaf(name, node)
+            return node
+        fact = FACTS.get(name)
+        if fact is None:
+            raise ExprError(f"unknown name {name!r}{_suggest(name, self._names())}", token.offset)
+        getter = fact.get
+        node = Node(fact.type, token.offset, lambda c: getter(c.state))
+        self._leaf(name, node)
+        return node
+
+    def _call(self, token: Token) -> Node:
+        name = token.text
+        argument = self.parse_or()
+        self.expect(")")
+        if name == "age":
+            if argument.type != TIME or argument.literal is not None or argument.is_literal:
+                raise ExprError("age() takes a time fact, such as age(last_activity)", argument.offset)
+            fact = self.tokens[self.index - 2].text
+            self.condition.leaves.pop()  # the time itself is not worth a reason; its age is
+            getter = argument.fn
+            node = Node(DURATION, token.offset, lambda c: _age(c.now, getter(c)))
+            node.age_of = fact
+            self.open_ages.append(node)
+            self._leaf(f"days_since_{fact}", node)
+            return node
+        window = WINDOWS.get(name)
+        if window is None:
+            known = ["age", *WINDOWS]
+            raise ExprError(f"unknown function {name!r}{_suggest(name, known)}", token.offset)
+        if not argument.is_literal or argument.type != DURATION:
+            raise ExprError(f"{name}() takes a window length such as 90d", argument.offset)
+        length = int(argument.literal)  # type: ignore[call-overload]
+        if not 0 < length <= MAX_WINDOW:
+            raise ExprError("a window must be longer than 0 and at most 365d", argument.offset)
+        self.condition.windows.add((name, length))
+        key = (name, length)
+
+        def evaluate(c: Context) -> object:
+            if key not in c.cache:
+                c.cache[key] = window.value(in_window(window.elements(c.state), c.now, length))
+            return c.cache[key]
+
+        node = Node(NUMBER, token.offset, evaluate)
+        self._leaf(f"{name}_{format_duration(length)}", node)
+        return node
+
+    def _ordering(self, token: Token, left: Node, right: Node) -> Node:
+        if left.type != right.type or left.type not in (NUMBER, DURATION, TIME):
+            raise ExprError(
+                f"cannot compare {left.type} {token.text} {right.type}", token.offset
+            )
+        self._close_age(left, right)
+        self._close_age(right, left)
+        test, a, b = _ORDERING[token.text], left.fn, right.fn
+
+        def compare(c: Context) -> bool:
+            x, y = a(c), b(c)
+            return x is not None and y is not None and bool(test(x, y))
+
+        return Node(BOOL, token.offset, compare)
+
+    def _close_age(self, node: Node, other: Node) -> None:
+        if node.age_of is None:
+            return
+        if not (other.is_literal and other.type == DURATION):
+            raise ExprError("age(...) can only be compared with a duration such as 30d", other.offset)
+        self.condition.ages.add((node.age_of, int(other.literal)))  # type: ignore[call-overload]
+        self.open_ages.remove(node)
+
+    def _equality(self, token: Token, left: Node, right: Node) -> Node:
+        if "null" not in (left.type, right.type) and left.type != right.type:
+            raise ExprError(f"cannot compare {left.type} {token.text} {right.type}", token.offset)
+        if left.age_of or right.age_of:
+            raise ExprError("age(...) can only be compared with <, <=, > or >=", token.offset)
+        self._check_tag(left, right)
+        self._check_tag(right, left)
+        a, b = left.fn, right.fn
+        if token.text == "==":
+            return Node(BOOL, token.offset, lambda c: a(c) == b(c))
+        return Node(BOOL, token.offset, lambda c: a(c) != b(c))
+
+    def _membership(self, token: Token, left: Node, right: Node, negate: bool) -> Node:
+        if left.type != STRING or right.type not in (STRINGS, TAGSET):
+            raise ExprError(
+                f"'in' needs a string on the left and a list or a non-exclusive dimension on "
+                f"the right, not {left.type} in {right.type}",
+                token.offset,
+            )
+        self._check_tag(right, left)
+        if right.type == STRINGS:
+            self._check_tag(left, right)
+        a, b = left.fn, right.fn
+
+        def member(c: Context) -> bool:
+            value, collection = a(c), b(c)
+            return value is not None and collection is not None and value in collection  # type: ignore[operator]
+
+        if negate:
+            return Node(BOOL, token.offset, lambda c: not member(c))
+        return Node(BOOL, token.offset, member)
+
+    def _check_tag(self, dimension_node: Node, value_node: Node) -> None:
+        """``lifecycle == "matur"`` is an unknown tag, not a condition that is always false."""
+        name = dimension_node.literal
+        if dimension_node.is_literal or not isinstance(name, str) or name not in self.dimensions:
+            return
+        if not value_node.is_literal or value_node.literal is None:
+            return
+        values = value_node.literal if isinstance(value_node.literal, frozenset) else {value_node.literal}
+        for value in sorted(values):  # type: ignore[type-var]
+            if value not in self.dimensions[name].tags:
+                tags = ", ".join(sorted(self.dimensions[name].tags))
+                raise ExprError(
+                    f"unknown tag {value!r} in dimension {name!r} (it has: {tags})",
+                    value_node.offset,
+                )
+
+    def _arithmetic(self, token: Token, left: Node, right: Node, types: tuple[str, ...]) -> Node:
+        if left.type != right.type or left.type not in types:
+            raise ExprError(f"cannot compute {left.type} {token.text} {right.type}", token.offset)
+        if left.age_of or right.age_of:
+            raise ExprError("age(...) can only be compared with a duration such as 30d", token.offset)
+        a, b, op = left.fn, right.fn, token.text
+        return Node(left.type, token.offset, lambda c: _arith(op, a(c), b(c)))
+
+    def _need(self, node: Node, kind: str, operator: str) -> None:
+        if node.type != kind:
+            raise ExprError(f"'{operator}' needs true/false values, not a {node.type}", node.offset)
+
+    def _leaf(self, key: str, node: Node) -> None:
+        if all(existing != key for existing, _, _ in self.condition.leaves):
+            self.condition.leaves.append((key, node.fn, node.type))
+
+    def _names(self) -> list[str]:
+        return [*FACTS, *self.dimensions]
+
+
+def compile_condition(source: str, dimensions: Mapping[str, Dimension]) -> Condition:
+    """Parse, type-check and compile one condition. Raises ExprError."""
+    return _Parser(source, dimensions).parse()
+
+
+# --------------------------------------------------------------------------------------------
+# Runtime helpers
+
+
+def _literal(kind: str, value: object, offset: int) -> Node:
+    return Node(kind, offset, lambda c: value, literal=value, is_literal=True)
+
+
+def _age(now: int, moment: object) -> int | None:
+    return None if moment is None else now - moment  # type: ignore[operator]
+
+
+def _negate(value: object) -> object:
+    return None if value is None else -value  # type: ignore[operator]
+
+
+def _arith(op: str, a: object, b: object) -> object:
+    if a is None or b is None:
+        return None
+    try:
+        if op == "+":
+            return a + b  # type: ignore[operator]
+        if op == "-":
+            return a - b  # type: ignore[operator]
+        if op == "*":
+            return a * b  # type: ignore[operator]
+        return Decimal(a) / Decimal(b)  # type: ignore[arg-type]
+    except (ZeroDivisionError, DivisionByZero, InvalidOperation):
+        return None  # division by zero is "unknown", like a missing fact
+
+
+def _json_value(value: object, kind: str) -> object:
+    if value is None:
+        return None
+    if kind == DURATION:
+        return round(value / 86_400_000_000, 6)  # type: ignore[operator]
+    if kind == TIME:
+        from state.times import format_timestamp
+
+        return format_timestamp(value)  # type: ignore[arg-type]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, frozenset):
+        return sorted(value)
+    return value
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,75 @@
+"""Event-time arithmetic: timestamps and durations as integer microseconds.
+
+Every moment inside the engine is an ``int`` of microseconds since the Unix epoch (UTC), and
+every duration an ``int`` of microseconds. Integers keep the catalog's boundaries exact
+("within 30 days" is ``age < 30 * DAY``): floats would make "at the deadline" and "just
+before it" compare unpredictably.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+SECOND = 1_000_000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+_UNITS = {"s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_duration(text: str) -> int:
+    """``"30d"`` -> microseconds. Units: s, m, h, d. Raises ValueError on anything else."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (expected a number and a unit s, m, h or d)")
+    number, unit = match.groups()
+    if "." in number:
+        whole, frac = number.split(".")
+        scale: int = 10 ** len(frac)
+        return (int(whole) * scale + int(frac)) * _UNITS[unit] // scale
+    return int(number) * _UNITS[unit]
+
+
+def format_duration(micros: int) -> str:
+    """The shortest exact unit spelling: 2592000000000 -> ``"30d"``."""
+    for unit in ("d", "h", "m", "s"):
+        if micros % _UNITS[unit] == 0:
+            return f"{micros // _UNITS[unit]}{unit}"
+    return f"{micros / SECOND}s"
+
+
+def parse_timestamp(text: str) -> int:
+    """ISO-8601 with an offset (``2026-11-22T10:00:00Z``) -> microseconds since the epoch.
+
+    A timestamp without an offset is refused: event time must not depend on the server's zone.
+    """
+    if not isinstance(text, str) or len(text) > 64:
+        raise ValueError("timestamp must be an ISO-8601 string")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"not an ISO-8601 timestamp: {text!r}") from exc
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"timestamp has no UTC offset: {text!r}")
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * SECOND + delta.microseconds
+
+
+def format_timestamp(micros: int) -> str:
+    """Microseconds -> ``2026-11-22T10:00:00Z`` (fraction only when there is one)."""
+    seconds, fraction = divmod(micros, SECOND)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if fraction == 0:
+        return text + "Z"
+    if fraction % 1000 == 0:
+        return f"{text}.{fraction // 1000:03d}Z"
+    return f"{text}.{fraction:06d}Z"
+
+
+def days(micros: int) -> float:
+    """A duration in (fractional) days, for human-readable reasons."""
+    return micros / DAY
