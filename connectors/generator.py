@@ -1,0 +1,178 @@
+"""Demo and load events: realistic-looking orders, logins, follow-ups and profile updates.
+
+``demo_events`` is a pure, seeded generator of ``(topic, value)`` pairs, used by the benchmarks
+and tests; ``produce`` sends it to Kafka at a given rate with a progress line
+(``tagengine generate``). A small share of events is deliberately broken (malformed JSON, unknown
+stages, refunds of unknown orders, re-deliveries) so that dead letters and de-duplication show up
+in a demo too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from state.events import STAGES
+from state.times import DAY, SECOND, format_timestamp
+
+CHANNELS = ("web", "app", "mini_program", "store")
+REPS = tuple(f"rep-{n:02d}" for n in range(1, 13))
+
+
+@dataclass(slots=True)
+class _Customer:
+    customer_id: str
+    orders: list[str] = field(default_factory=list)
+    stage: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedRecord:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+def demo_events(
+    customers: int,
+    seed: int = 7,
+    start: int | None = None,
+    step: int = 0,
+    history: int = 0,
+    broken: float = 0.01,
+) -> Iterator[GeneratedRecord]:
+    """An endless stream of events over ``customers`` customers.
+
+    Event times start at ``start`` (default: the wall clock) and advance by ``step`` microseconds
+    per event (0: each event takes the wall clock when generated); with ``history``, each event is
+    back-dated by a random amount up to that many microseconds, which makes old, silent and dormant
+    customers appear and exercises late (out-of-order) events.
+    """
+    rng = random.Random(seed)
+    people = [_Customer(f"c{n:07d}") for n in range(1, customers + 1)]
+    clock = start if start is not None else time.time_ns() // 1000
+    counter = 0
+    last: GeneratedRecord | None = None
+    while True:
+        counter += 1
+        clock = clock + step if step else (time.time_ns() // 1000 if start is None else clock)
+        person = people[int(rng.paretovariate(1.2)) % len(people)] if rng.random() < 0.5 else rng.choice(people)
+        at = clock - (rng.randrange(history) if history else 0)
+        roll = rng.random()
+        if last is not None and roll < broken / 3:
+            yield last  # a re-delivery: same event id
+            continue
+        if roll < broken:
+            yield GeneratedRecord("orders", person.customer_id.encode(), b'{"event_id": "broken", "amount": ')
+            continue
+        topic, value = _event(rng, person, counter, at)
+        last = GeneratedRecord(topic, person.customer_id.encode(), orjson.dumps(value))
+        yield last
+
+
+def _event(rng: random.Random, person: _Customer, counter: int, at: int) -> tuple[str, dict[str, object]]:
+    base: dict[str, object] = {
+        "event_id": f"e{counter:09d}-{rng.getrandbits(32):08x}",
+        "customer_id": person.customer_id,
+        "occurred_at": format_timestamp(at),
+    }
+    roll = rng.random()
+    if roll < 0.45:
+        return "logins", {**base, "channel": rng.choice(CHANNELS)}
+    if roll < 0.75:
+        return "orders", _order(rng, person, base)
+    if roll < 0.93:
+        person.stage = min(len(STAGES) - 1, max(0, person.stage + rng.choice((-1, 0, 1, 1, 2))))
+        return "followups", {
+            **base,
+            "rep_id": rng.choice(REPS),
+            "stage": STAGES[person.stage],
+            "kind": rng.choice(("call", "visit", "message", "email", "meeting")),
+        }
+    return "customers", {**base, "owner_rep": rng.choice(REPS), "source_channel": rng.choice(CHANNELS)}
+
+
+def _order(rng: random.Random, person: _Customer, base: dict[str, object]) -> dict[str, object]:
+    if person.orders and rng.random() < 0.08:
+        return {**base, "order_id": rng.choice(person.orders), "amount": "0", "status": "refunded"}
+    order_id = f"o-{base['event_id']}"
+    person.orders = [*person.orders[-9:], order_id]
+    items = [
+        {
+            "sku": f"sku-{rng.randrange(500)}",
+            "price": round(rng.uniform(20, 900), 2),
+            "discounted": rng.random() < 0.3,
+            "new_product": rng.random() < 0.15,
+        }
+        for _ in range(rng.randrange(1, 4))
+    ]
+    amount = sum(item["price"] for item in items)  # type: ignore[misc]
+    return {
+        **base,
+        "order_id": order_id,
+        "amount": f"{amount:.2f}",
+        "status": "paid",
+        "coupon_used": rng.random() < 0.2,
+        "items": items,
+    }
+
+
+async def produce(
+    bootstrap: str,
+    prefix: str,
+    customers: int,
+    rate: float,
+    duration: float,
+    history_days: float = 0,
+    **client_options: object,
+) -> int:
+    """Send demo events at ``rate`` per second for ``duration`` seconds (0: until interrupted)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client_options)
+    await producer.start()
+    events = demo_events(customers, seed=int(time.time()), history=int(history_days * DAY))
+    sent = 0
+    started = time.monotonic()
+    next_report = started + 1
+    try:
+        for record in events:
+            elapsed = time.monotonic() - started
+            if duration and elapsed >= duration:
+                break
+            ahead = sent / rate - elapsed if rate else 0
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            await producer.send(prefix + record.topic, record.value, key=record.key)
+            sent += 1
+            if time.monotonic() >= next_report:
+                next_report += 1
+                print(f"\rgenerated {sent} events ({sent / max(elapsed, 1e-9):.0f}/s)", end="", file=sys.stderr)
+        await producer.flush()
+    finally:
+        await producer.stop()
+        print(f"\rgenerated {sent} events in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return sent
+
+
+def jsonl_lines(count: int, customers: int, seed: int = 7, start: int = 1_767_225_600 * SECOND) -> Iterator[bytes]:
+    """``count`` replay input lines (``{"topic": ..., "value": ...}``), one simulated minute apart
+    per 100 events, starting 2026-01-01: a year of events for ``tagengine replay`` benchmarks."""
+    for record in _take(demo_events(customers, seed=seed, start=start, step=600_000, broken=0.001), count):
+        try:
+            value = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            value = record.value.decode()
+        yield orjson.dumps({"topic": record.topic, "value": value})
+
+
+def _take(iterator: Iterator[GeneratedRecord], count: int) -> Iterator[GeneratedRecord]:
+    for index, item in enumerate(iterator):
+        if index >= count:
+            return
+        yield item

@@ -1,0 +1,51 @@
+"""Kafka administration: make sure the engine's topics exist with the right partition count.
+
+Input topics must have exactly ``TAGENGINE_PARTITIONS`` partitions: the customer table's
+changelog is co-partitioned with them, and a different count would put a customer's events and
+its state on different partitions. A mismatch is refused with a clear message instead.
+"""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from state.events import TOPICS
+
+OUTPUT_TOPICS = ("tag-changes", "tasks", "dead-letters")
+
+
+class TopicLayoutError(RuntimeError):
+    pass
+
+
+async def ensure_topics(
+    bootstrap: str, prefix: str, partitions: int, replication: int = 1, **client_options: object
+) -> list[str]:
+    """Create missing topics; check the partition count of input topics. Returns created names."""
+    names = [prefix + name for name in (*TOPICS, *OUTPUT_TOPICS)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(name, partitions, replication) for name in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another worker created it meanwhile
+        inputs = [prefix + name for name in TOPICS]
+        described = await admin.describe_topics(inputs)
+        for topic in described:
+            count = len(topic.get("partitions", []))
+            if count and count != partitions:
+                raise TopicLayoutError(
+                    f"topic {topic['topic']!r} has {count} partitions but TAGENGINE_PARTITIONS is "
+                    f"{partitions}; they must be equal (the customer table is co-partitioned with "
+                    "the input topics)"
+                )
+        return missing
+    finally:
+        await admin.close()

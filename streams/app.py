@@ -1,0 +1,236 @@
+"""The Faust worker: topics, the customer table, the tag agent and the web views.
+
+Data path (one agent, no repartition hop): the four input topics are keyed by ``customer_id`` and
+co-partitioned with the ``customers`` table's changelog, so a worker owning partition p owns every
+event and the whole state of the customers of p. The agent takes records in batches; the pure
+``BatchProcessor`` turns a batch into state writes and outputs; the agent writes each touched
+customer once per batch and hands outputs to the producer. Offsets are committed only after the
+producer has flushed (Faust's at-least-once), and every effect is idempotent on replay: events are
+de-duplicated by the state they already changed, change ids are ``customer_id:seq``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from faust.streams import _current_event  # noqa: PLC2701 - see _on_partition
+from faust.types import EventT
+from faust.web import Request, Response, View
+
+from rules.catalog import Catalog
+from rules.engine import decide_tags
+from state.codec import decode_state
+from state.events import TOPICS
+from streams.messages import change_message, dumps, task_message
+from streams.metrics import Metrics
+from streams.processor import Batch, BatchProcessor, Record
+from streams.settings import Settings
+
+OUTPUT_TOPICS = ("tag-changes", "tasks", "dead-letters")
+TABLE = "customers"
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
+
+
+def _now() -> int:
+    return time.time_ns() // 1000
+
+
+class Engine:
+    """One worker's Faust app and everything hung on it."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.metrics = Metrics()
+        self.app = faust.App(
+            settings.app_id,
+            broker=broker_urls(settings.kafka_bootstrap_servers),
+            broker_credentials=kafka_credentials(settings),
+            store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+            datadir=str(settings.datadir),
+            topic_partitions=settings.partitions,
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            web_port=settings.web_port,
+            web_bind=settings.web_host,
+            producer_linger=0.005,
+            stream_wait_empty=False,
+        )
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.logical = {settings.topic(name): name for name in TOPICS}
+        self.inputs = self.app.topic(*self.logical, partitions=settings.partitions, **raw)
+        self.outputs = {
+            name: self.app.topic(settings.topic(name), partitions=settings.partitions, **raw)
+            for name in OUTPUT_TOPICS
+        }
+        self.table = self.app.Table(TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        self.processor = BatchProcessor(catalog, settings.partitions, self._load, settings.topic_prefix)
+        self._partition_events: dict[int, EventT] = {}
+        self.app.agent(self.inputs, name="tagger")(self._agent)
+        self._add_views()
+
+    # -- the agent --
+
+    async def _agent(self, stream: faust.StreamT) -> None:
+        async for events in stream.take_events(self.settings.batch_size, self.settings.batch_seconds):
+            self.handle(events)
+
+    def handle(self, events: Sequence[EventT]) -> Batch:
+        """Process one batch: synchronous on purpose, so no other coroutine interleaves."""
+        started = time.perf_counter()
+        now = _now()
+        records = []
+        self._partition_events = {}
+        for event in events:
+            message = event.message
+            topic = self.logical[message.topic]
+            self.metrics.events_in.labels(topic).inc()
+            self._partition_events[message.partition] = event
+            records.append(Record(topic, message.partition, message.offset, message.key, message.value))
+        batch = self.processor.process(records, now)
+        for partition, states in batch.states.items():
+            with self._on_partition(partition):
+                for customer_id, encoded in states.items():
+                    self.table[customer_id.encode()] = encoded
+        self._publish(batch, now)
+        self._count(batch, events, started)
+        return batch
+
+    def _load(self, partition: int, customer_id: str) -> bytes | None:
+        with self._on_partition(partition):
+            value = self.table.get(customer_id.encode())
+        return value if isinstance(value, bytes) else None
+
+    def _on_partition(self, partition: int) -> _CurrentEvent:
+        """Make Faust's table write to (and read from) this partition's store and changelog.
+
+        Faust picks the partition of a table write from the event being processed; a batch holds
+        events of several partitions, so before touching a customer the agent makes an event of
+        that customer's partition the current one.
+        """
+        return _CurrentEvent(self._partition_events[partition])
+
+    def _publish(self, batch: Batch, now: int) -> None:
+        changes, tasks, dead = (self.outputs[name] for name in OUTPUT_TOPICS)
+        for change in batch.changes:
+            changes.send_soon(key=change.customer_id.encode(), value=dumps(change_message(change, now)))
+        for task in batch.tasks:
+            tasks.send_soon(key=task.customer_id.encode(), value=dumps(task_message(task)))
+        for letter in batch.dead_letters:
+            dead.send_soon(key=letter.key, value=dumps(letter.message()))
+        for record, customer_id, partition in batch.reroutes:
+            topic = self.app.topic(self.settings.topic(record.topic), key_serializer="raw", value_serializer="raw")
+            topic.send_soon(key=customer_id.encode(), value=record.value, partition=partition)
+
+    def _count(self, batch: Batch, events: Sequence[EventT], started: float) -> None:
+        m = self.metrics
+        for topic, count in batch.applied.items():
+            m.events_applied.labels(topic).inc(count)
+        for letter in batch.dead_letters:
+            m.invalid.labels(letter.reason).inc()
+        m.duplicates.inc(batch.duplicates)
+        m.rerouted.inc(len(batch.reroutes))
+        m.count_outputs(batch.changes, batch.tasks)
+        m.customers.inc(sum(len(states) for states in batch.states.values()))
+        m.batch_seconds.observe(time.perf_counter() - started)
+        if events:
+            oldest = min(e.message.timestamp for e in events)
+            m.latency.observe(max(0.0, time.time() - oldest))
+
+    # -- web views --
+
+    def _add_views(self) -> None:
+        engine = self
+
+        @self.app.page("/health")
+        class Health(View):
+            async def get(self, request: Request) -> Response:
+                ready = engine.app.tables.recovery.completed.is_set()
+                body = {"status": "ok" if ready else "recovering", "catalog_version": engine.catalog.version}
+                return self.json(body, status=200 if ready else 503)
+
+        @self.app.page("/metrics")
+        class MetricsView(View):
+            async def get(self, request: Request) -> Response:
+                return self.bytes(engine.metrics.render(), content_type="text/plain; version=0.0.4")
+
+        @self.app.page("/customers/{customer_id}")
+        class CustomerView(View):
+            async def get(self, request: Request, customer_id: str) -> Response:
+                encoded = engine.table.get(customer_id.encode())
+                if not isinstance(encoded, bytes):
+                    return self.json({"error": f"customer {customer_id!r} not found on this worker"}, status=404)
+                return self.json(customer_document(engine.catalog, decode_state(encoded), _now()))
+
+
+class _CurrentEvent:
+    """Context manager: Faust's current event set to ``event`` for the duration of a block."""
+
+    def __init__(self, event: EventT) -> None:
+        self.event = event
+        self.token: contextvars.Token[Any] | None = None
+
+    def __enter__(self) -> None:
+        self.token = _current_event.set(weakref.ref(self.event))
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.token is not None
+        _current_event.reset(self.token)
+
+
+def customer_document(catalog: Catalog, state: Any, now: int) -> dict[str, object]:
+    """A customer as the HTTP API shows it: tags with since and rule, facts, owner."""
+    from state.times import format_timestamp
+
+    _, ctx = decide_tags(catalog, state, now)
+    dimensions = {dimension.name for dimension in catalog.dimensions}
+    facts: dict[str, object] = {}
+    for tag in catalog.tags.values():
+        facts.update(tag.condition.reason(ctx))
+    return {
+        "customer_id": state.customer_id,
+        "seq": state.seq,
+        "owner_rep": state.owner_rep,
+        "catalog_version": state.catalog_version,
+        "tags": {
+            tag: {
+                "dimension": held.dimension,
+                "since": format_timestamp(held.since),
+                "rule_id": f"{held.dimension}.{tag}",
+                "seq": held.seq,
+            }
+            for tag, held in sorted(state.tags.items())
+        },
+        "facts": {key: value for key, value in sorted(facts.items()) if key not in dimensions},
+        "next_deadline": format_timestamp(state.next_deadline) if state.next_deadline else None,
+    }
+
+
+def kafka_credentials(settings: Settings) -> Any:
+    """Kafka TLS/SASL from the settings, in Faust's terms (None for plaintext)."""
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        import ssl
+
+        ssl_context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+        if settings.kafka_ssl_certfile:
+            ssl_context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=ssl_context,
+        )
+    return faust.SSLCredentials(ssl_context)

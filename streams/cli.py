@@ -1,0 +1,237 @@
+"""``tagengine``: the one command line of the engine (SPEC section 8)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from rules.catalog import Catalog, CatalogError, load_catalog, load_default_catalog
+from rules.replay import Replay
+from state.events import TOPICS, InvalidEvent, parse_event
+from state.times import parse_timestamp
+from streams.messages import change_message, dumps
+from streams.settings import Settings, SettingsError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except SettingsError as exc:
+        print(f"tagengine: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tagengine", description="Real-time customer tag engine")
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    worker = commands.add_parser("worker", help="run a Faust worker (configured by the environment)")
+    worker.add_argument("--loglevel", default="info")
+    worker.set_defaults(run=_worker)
+
+    replay = commands.add_parser("replay", help="evaluate the catalog offline, in event time")
+    replay.add_argument("events", type=Path, help="JSON lines: {\"topic\": ..., \"value\": {...}}")
+    replay.add_argument("--catalog", type=Path, help="catalog file (default: TAGENGINE_CATALOG or the default)")
+    replay.add_argument("--until", help="fire deadlines up to this time at the end (ISO-8601)")
+    replay.add_argument("--final", action="store_true", help="then print each customer's final tags")
+    replay.set_defaults(run=_replay)
+
+    catalog = commands.add_parser("catalog", help="catalog tools").add_subparsers(metavar="ACTION")
+    check = catalog.add_parser("check", help="validate a catalog file")
+    check.add_argument("file", type=Path)
+    check.set_defaults(run=_catalog_check)
+
+    generate = commands.add_parser("generate", help="produce demo / load events to Kafka")
+    generate.add_argument("--customers", type=int, default=1000)
+    generate.add_argument("--rate", type=float, default=50.0, help="events per second (0: as fast as possible)")
+    generate.add_argument("--duration", type=float, default=0, help="seconds (0: until interrupted)")
+    generate.add_argument("--history-days", type=float, default=0, help="back-date events up to this many days")
+    generate.set_defaults(run=_generate)
+
+    watch = commands.add_parser("watch", help="print tag changes and tasks as they are published")
+    watch.add_argument("--from-beginning", action="store_true")
+    watch.set_defaults(run=_watch)
+    return parser
+
+
+# -- worker --
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from connectors.kafka_admin import ensure_topics
+    from streams.app import Engine
+
+    settings = Settings.from_env()
+    catalog = _catalog(settings.catalog_path)
+    if catalog is None:
+        return 1
+    created = asyncio.run(
+        ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix, settings.partitions)
+    )
+    if created:
+        print(f"created topics: {', '.join(created)}", file=sys.stderr)
+    engine = Engine(settings, catalog)
+    print(
+        f"tagengine worker: catalog {catalog.name} ({catalog.version}), "
+        f"{settings.partitions} partitions, web on :{settings.web_port}",
+        file=sys.stderr,
+    )
+    worker = faust.Worker(engine.app, loglevel=args.loglevel)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _catalog(path: Path | None) -> Catalog | None:
+    try:
+        return load_catalog(path) if path else load_default_catalog()
+    except CatalogError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+    except OSError as exc:
+        print(f"tagengine: cannot read catalog: {exc}", file=sys.stderr)
+        return None
+
+
+# -- catalog check --
+
+
+def _catalog_check(args: argparse.Namespace) -> int:
+    catalog = _catalog(args.file)
+    if catalog is None:
+        return 1
+    print(f"{args.file}: ok, catalog {catalog.name!r} version {catalog.version}: "
+          f"{len(catalog.dimensions)} dimensions, {len(catalog.tags)} tags")
+    return 0
+
+
+# -- replay --
+
+
+def _replay(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    catalog = _catalog(args.catalog or settings.catalog_path)
+    if catalog is None:
+        return 1
+    until = None
+    if args.until:
+        try:
+            until = parse_timestamp(args.until)
+        except ValueError as exc:
+            print(f"tagengine replay: --until: {exc}", file=sys.stderr)
+            return 2
+    try:
+        source = args.events.open("rb")
+    except OSError as exc:
+        print(f"tagengine replay: {exc}", file=sys.stderr)
+        return 1
+    with source:
+        run_replay(catalog, source, str(args.events), sys.stdout.buffer, sys.stderr, until, args.final)
+    return 0
+
+
+def run_replay(
+    catalog: Catalog,
+    lines: Iterable[bytes],
+    name: str,
+    out: IO[bytes],
+    err: IO[str],
+    until: int | None = None,
+    final: bool = False,
+) -> Replay:
+    """Feed replay input lines through the engine in event time, printing changes as JSON lines."""
+    replay = Replay(catalog)
+    wall = time.time_ns() // 1000
+    write = out.write
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            topic, raw = _replay_line(line)
+            event = parse_event(topic, raw, wall)
+        except InvalidEvent as exc:
+            err.write(f"{name}:{number}: {exc.reason}: {exc.message}\n")
+            continue
+        for result in replay.apply(event):
+            assert replay.now is not None
+            for change in result.changes:
+                write(dumps(change_message(change, replay.now)) + b"\n")
+            if result.rejected is not None:
+                err.write(f"{name}:{number}: {result.rejected.reason}: {result.rejected.message}\n")
+    if until is not None:
+        for result in replay.advance(until):
+            for change in result.changes:
+                write(dumps(change_message(change, replay.now or until)) + b"\n")
+    if final:
+        for customer_id, state in sorted(replay.customers.items()):
+            tags: dict[str, object] = {}
+            for tag, held in sorted(state.tags.items()):
+                if any(d.name == held.dimension and not d.exclusive for d in catalog.dimensions):
+                    tags.setdefault(held.dimension, []).append(tag)  # type: ignore[union-attr]
+                else:
+                    tags[held.dimension] = tag
+            write(dumps({"customer_id": customer_id, "final_tags": tags}) + b"\n")
+    return replay
+
+
+def _replay_line(line: bytes) -> tuple[str, bytes]:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("malformed_line", f"not a JSON line: {exc}") from None
+    if not isinstance(record, dict) or "topic" not in record or "value" not in record:
+        raise InvalidEvent("malformed_line", 'expected {"topic": ..., "value": {...}}')
+    topic = record["topic"]
+    if topic not in TOPICS:
+        raise InvalidEvent("unknown_topic", f"unknown topic {topic!r} (expected one of {', '.join(TOPICS)})")
+    value = record["value"]
+    raw = value.encode() if isinstance(value, str) else orjson.dumps(value)
+    return topic, raw
+
+
+# -- generate / watch --
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from connectors.generator import produce
+
+    settings = Settings.from_env()
+    asyncio.run(
+        produce(
+            settings.kafka_bootstrap_servers,
+            settings.topic_prefix,
+            args.customers,
+            args.rate,
+            args.duration,
+            args.history_days,
+        )
+    )
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from connectors.watch import watch
+
+    settings = Settings.from_env()
+    asyncio.run(watch(settings.kafka_bootstrap_servers, settings.topic_prefix, args.from_beginning))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

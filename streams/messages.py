@@ -1,0 +1,99 @@
+"""The wire format of the outputs (SPEC section 3): tag changes, tasks and dead letters as JSON.
+
+The engine works with dataclasses and integer microseconds; this is the one place that turns them
+into the documented JSON, so the worker and ``tagengine replay`` print exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import orjson
+
+from rules.engine import TagChange, Task
+from state.times import format_timestamp
+
+
+def change_message(change: TagChange, emitted_at: int) -> dict[str, object]:
+    return {
+        "change_id": change.change_id,
+        "customer_id": change.customer_id,
+        "seq": change.seq,
+        "dimension": change.dimension,
+        "from": change.from_tag,
+        "to": change.to_tag,
+        "rule_id": change.rule_id,
+        "catalog_version": change.catalog_version,
+        "trigger": change.trigger,
+        "event_id": change.event_id,
+        "effective_at": format_timestamp(change.effective_at),
+        "emitted_at": format_timestamp(emitted_at),
+        "reason": change.reason,
+    }
+
+
+def task_message(task: Task) -> dict[str, object]:
+    return {
+        "task_id": task.task_id,
+        "customer_id": task.customer_id,
+        "assignee": task.assignee,
+        "title": task.title,
+        "kind": task.kind,
+        "rule_id": task.rule_id,
+        "change_id": task.change_id,
+        "due_at": format_timestamp(task.due_at),
+        "created_at": format_timestamp(task.created_at),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An input record the engine could not use, with where it came from and why."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    error: str
+    reason: str
+    received_at: int
+
+    def message(self) -> dict[str, object]:
+        return {
+            "source_topic": self.source_topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "key": _text(self.key),
+            "key_encoding": _encoding(self.key),
+            "value": _text(self.value),
+            "value_encoding": _encoding(self.value),
+            "error": self.error,
+            "reason": self.reason,
+            "received_at": format_timestamp(self.received_at),
+        }
+
+
+def _text(raw: bytes | None) -> str | None:
+    """The raw text, or base64 when it is not UTF-8 (SPEC section 2); ``*_encoding`` says which."""
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode()
+
+
+def _encoding(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64"
+    return "utf-8"
+
+
+def dumps(message: dict[str, object]) -> bytes:
+    return orjson.dumps(message)

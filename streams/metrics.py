@@ -1,0 +1,55 @@
+"""Prometheus metrics of one worker (``tagengine_`` prefix), in a registry of its own.
+
+A registry per worker object (rather than prometheus-client's global one) lets tests run several
+workers in one process and read each one's numbers.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from rules.engine import TagChange, Task
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events_in = Counter("tagengine_events_in", "Input records read, per topic", ["topic"], registry=r)
+        self.events_applied = Counter(
+            "tagengine_events_applied", "Events applied to customer state, per topic", ["topic"], registry=r
+        )
+        self.invalid = Counter(
+            "tagengine_invalid_events", "Records sent to dead letters, per reason", ["reason"], registry=r
+        )
+        self.duplicates = Counter("tagengine_duplicate_events", "Re-delivered events ignored", registry=r)
+        self.rerouted = Counter(
+            "tagengine_rerouted_events", "Records forwarded to the partition owning their customer", registry=r
+        )
+        self.tag_changes = Counter(
+            "tagengine_tag_changes", "Tag changes published", ["dimension", "tag", "trigger"], registry=r
+        )
+        self.tasks = Counter("tagengine_tasks", "Tasks published, per rule", ["rule_id"], registry=r)
+        self.batch_seconds = Histogram(
+            "tagengine_batch_seconds",
+            "Time to process one batch of records",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.latency = Histogram(
+            "tagengine_processing_latency_seconds",
+            "Input record timestamp to outputs handed to the producer",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.customers = Gauge("tagengine_customers_written", "Customer states written in total", registry=r)
+
+    def count_outputs(self, changes: list[TagChange], tasks: list[Task]) -> None:
+        for change in changes:
+            tag = change.to_tag or change.from_tag or ""
+            self.tag_changes.labels(change.dimension, tag, change.trigger).inc()
+        for task in tasks:
+            self.tasks.labels(task.rule_id).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,103 @@
+"""Configuration: one typed settings object, read from the environment once, passed down.
+
+Every variable has a default that works on a developer machine (SPEC section 7). Nothing else in
+the code reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka_bootstrap_servers: str = "localhost:9092"
+    redis_url: str | None = "redis://localhost:6379/0"  # None: no Redis projection
+    catalog_path: Path | None = None  # None: the default catalog shipped with the package
+    partitions: int = 8
+    web_port: int = 6066
+    web_host: str = "0.0.0.0"
+    admin_token: str | None = field(default=None, repr=False)
+    topic_prefix: str = ""
+    store: str = "rocksdb"  # or "memory" (tests)
+    datadir: Path = Path("tagengine-data")
+    app_id: str = "tagengine"
+    batch_size: int = 2000
+    batch_seconds: float = 0.05
+    # Kafka security, passed through to the clients as-is (SPEC section 7).
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        d = cls()  # the defaults
+        redis_url = env.get("REDIS_URL", d.redis_url or "")
+        catalog = env.get("TAGENGINE_CATALOG", "")
+        store = env.get("TAGENGINE_STORE", d.store)
+        if store not in ("rocksdb", "memory"):
+            raise SettingsError(f"TAGENGINE_STORE must be rocksdb or memory, not {store!r}")
+        return cls(
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", d.kafka_bootstrap_servers),
+            redis_url=None if redis_url.lower() in ("", "none") else redis_url,
+            catalog_path=Path(catalog) if catalog else None,
+            partitions=_int(env, "TAGENGINE_PARTITIONS", d.partitions, minimum=1),
+            web_port=_int(env, "TAGENGINE_WEB_PORT", d.web_port, minimum=0),
+            web_host=env.get("TAGENGINE_WEB_HOST", d.web_host),
+            admin_token=env.get("TAGENGINE_ADMIN_TOKEN") or None,
+            topic_prefix=env.get("TAGENGINE_TOPIC_PREFIX", ""),
+            store=store,
+            datadir=Path(env.get("TAGENGINE_DATADIR", str(d.datadir))),
+            app_id=env.get("TAGENGINE_APP_ID", d.app_id),
+            batch_size=_int(env, "TAGENGINE_BATCH_SIZE", d.batch_size, minimum=1),
+            batch_seconds=_float(env, "TAGENGINE_BATCH_SECONDS", d.batch_seconds),
+            kafka_security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", d.kafka_security_protocol),
+            kafka_sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
+            kafka_sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
+            kafka_sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
+            kafka_ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
+            kafka_ssl_certfile=env.get("KAFKA_SSL_CERTFILE") or None,
+            kafka_ssl_keyfile=env.get("KAFKA_SSL_KEYFILE") or None,
+        )
+
+    def topic(self, name: str) -> str:
+        """The real name of a logical topic (``orders`` -> ``<prefix>orders``)."""
+        return f"{self.topic_prefix}{name}"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative")
+    return value
