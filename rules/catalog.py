@@ -133,15 +133,23 @@ class _Reader:
         self.source = source
         self.problems: list[Problem] = []
         self.languages: tuple[str, ...] = ("en",)
+        # A block mapping starts at its first key, a line below its own name: problems of a
+        # dimension or a tag as a whole are reported on the line of its name.
+        self.key_lines: dict[int, int] = {}
+
+    def line(self, node: yaml.Node) -> int:
+        return self.key_lines.get(id(node), node.start_mark.line + 1)
 
     def problem(self, node: yaml.Node | None, message: str, extra_lines: int = 0) -> None:
-        line = node.start_mark.line + 1 + extra_lines if node is not None else 1
+        line = self.line(node) + extra_lines if node is not None else 1
         self.problems.append(Problem(self.source, line, message))
 
     # -- generic node helpers --
 
     def mapping(self, node: yaml.Node | None, what: str, allowed: set[str]) -> dict[str, Any]:
         """A YAML mapping as {key: value node}; unknown or duplicate keys are problems."""
+        if node is None:
+            return {}  # a missing key: required() has reported it, on its parent's line
         if not isinstance(node, yaml.MappingNode):
             self.problem(node, f"{what} must be a mapping")
             return {}
@@ -156,9 +164,13 @@ class _Reader:
                 self.problem(key_node, f"{what}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
             else:
                 result[key] = value_node
+                if isinstance(value_node, yaml.MappingNode):
+                    self.key_lines[id(value_node)] = key_node.start_mark.line + 1
         return result
 
     def scalar(self, node: yaml.Node | None, what: str) -> str | None:
+        if node is None:
+            return None  # a missing key: required() has reported it, on its parent's line
         if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
             self.problem(node, f"{what} must be a single value")
             return None
@@ -254,7 +266,7 @@ class _Reader:
             for tag_name, tag_node in raw_tags.items()
             if (tag := self.tag(name, tag_name, tag_node, shapes)) is not None
         ]
-        return DimensionRule(name, exclusive == "true", label, tuple(tags), node.start_mark.line + 1)
+        return DimensionRule(name, exclusive == "true", label, tuple(tags), self.line(node))
 
     def tag(self, dimension: str, name: str, node: yaml.Node, shapes: dict[str, Dimension]) -> TagRule | None:
         what = f"tag {name!r}"
@@ -276,7 +288,7 @@ class _Reader:
         if dimension in condition.dimensions:
             self.problem(when_node, f"{what}: a condition cannot read its own dimension {dimension!r}")
             return None
-        return TagRule(name, dimension, label, definition, condition, tasks, node.start_mark.line + 1)
+        return TagRule(name, dimension, label, definition, condition, tasks, self.line(node))
 
     def condition_problem(self, node: yaml.Node, source: str, exc: ExprError) -> None:
         """Point at the line of the condition where the problem is, and show the spot."""
@@ -330,10 +342,9 @@ class _Reader:
             if state.get(name) == "done" or name not in by_name:
                 return
             if state.get(name) == "visiting":
-                cycle = path[path.index(name) :] + [name]
-                self.problems.append(
-                    Problem(self.source, by_name[name].line, "dimensions read each other in a cycle: " + " -> ".join(cycle))
-                )
+                cycle = [*path[path.index(name) :], name]
+                message = "dimensions read each other in a cycle: " + " -> ".join(cycle)
+                self.problems.append(Problem(self.source, by_name[name].line, message))
                 return
             state[name] = "visiting"
             for other in sorted(reads[name]):

@@ -19,10 +19,12 @@ customer's next deadline.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, DivisionByZero, InvalidOperation
+from typing import Any
 
 from rules.facts import (
     BOOL,
@@ -55,7 +57,7 @@ class ExprError(Exception):
 class Context:
     """What a condition is evaluated against: one customer, one moment, the tags decided so far."""
 
-    __slots__ = ("state", "now", "tags", "cache")
+    __slots__ = ("cache", "now", "state", "tags")
 
     def __init__(self, state: CustomerState, now: int, tags: dict[str, object]) -> None:
         self.state = state
@@ -101,7 +103,7 @@ _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
   | (?P<duration>\d+(?:\.\d+)?[smhd](?![A-Za-z0-9_]))
-  | (?P<number>\d+(?:\.\d+)?(?![A-Za-z_]))
+  | (?P<number>\d+(?:\.\d+)?(?![A-Za-z0-9_.]))  # no backtracking into "30days"
   | (?P<string>"[^"\\\n]*"|'[^'\\\n]*')
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op><=|>=|==|!=|<|>|\+|-|\*|/|\(|\)|\[|\]|,)
@@ -148,13 +150,14 @@ class Node:
     literal: object = None  # the value, when the node is a literal
     is_literal: bool = False
     age_of: str | None = None  # the time fact, when the node is age(fact)
+    fact: str | None = None  # the fact's name, when the node reads a fact
 
 
-_ORDERING = {
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
+_ORDERING: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 
@@ -213,8 +216,7 @@ class _Parser:
             right = self.parse_and()
             self._need(node, BOOL, "or")
             self._need(right, BOOL, "or")
-            left_fn, right_fn = node.fn, right.fn
-            node = Node(BOOL, token.offset, lambda c, a=left_fn, b=right_fn: a(c) is True or b(c) is True)
+            node = Node(BOOL, token.offset, _either(node.fn, right.fn))
         return node
 
     def parse_and(self) -> Node:
@@ -223,8 +225,7 @@ class _Parser:
             right = self.parse_not()
             self._need(node, BOOL, "and")
             self._need(right, BOOL, "and")
-            left_fn, right_fn = node.fn, right.fn
-            node = Node(BOOL, token.offset, lambda c, a=left_fn, b=right_fn: a(c) is True and b(c) is True)
+            node = Node(BOOL, token.offset, _both(node.fn, right.fn))
         return node
 
     def parse_not(self) -> Node:
@@ -327,19 +328,22 @@ class _Parser:
         if fact is None:
             raise ExprError(f"unknown name {name!r}{_suggest(name, self._names())}", token.offset)
         getter = fact.get
-        node = Node(fact.type, token.offset, lambda c: getter(c.state))
+        node = Node(fact.type, token.offset, lambda c: getter(c.state), fact=name)
         self._leaf(name, node)
         return node
 
     def _call(self, token: Token) -> Node:
         name = token.text
+        leaves_before = len(self.condition.leaves)
         argument = self.parse_or()
         self.expect(")")
         if name == "age":
-            if argument.type != TIME or argument.literal is not None or argument.is_literal:
+            if argument.type != TIME or argument.fact is None:
                 raise ExprError("age() takes a time fact, such as age(last_activity)", argument.offset)
-            fact = self.tokens[self.index - 2].text
-            self.condition.leaves.pop()  # the time itself is not worth a reason; its age is
+            fact = argument.fact
+            # The time itself is not worth a reason; its age is. Only drop what the argument added:
+            # the same fact may already be a leaf of an earlier part of the condition.
+            del self.condition.leaves[leaves_before:]
             getter = argument.fn
             node = Node(DURATION, token.offset, lambda c: _age(c.now, getter(c)))
             node.age_of = fact
@@ -430,7 +434,7 @@ class _Parser:
         if not value_node.is_literal or value_node.literal is None:
             return
         values = value_node.literal if isinstance(value_node.literal, frozenset) else {value_node.literal}
-        for value in sorted(values):  # type: ignore[type-var]
+        for value in sorted(values):
             if value not in self.dimensions[name].tags:
                 tags = ", ".join(sorted(self.dimensions[name].tags))
                 raise ExprError(
@@ -465,6 +469,14 @@ def compile_condition(source: str, dimensions: Mapping[str, Dimension]) -> Condi
 
 # --------------------------------------------------------------------------------------------
 # Runtime helpers
+
+
+def _either(a: Evaluator, b: Evaluator) -> Evaluator:
+    return lambda c: a(c) is True or b(c) is True
+
+
+def _both(a: Evaluator, b: Evaluator) -> Evaluator:
+    return lambda c: a(c) is True and b(c) is True
 
 
 def _literal(kind: str, value: object, offset: int) -> Node:

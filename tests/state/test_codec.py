@@ -1,0 +1,194 @@
+"""Customer state <-> bytes (state/codec.py): exact round trips, compact encoding."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import orjson
+import pytest
+from event_factories import day, followup, login, order, profile, refund
+
+from state.codec import FORMAT_VERSION, decode_state, encode_state
+from state.customer import RECENT_EVENT_IDS, CustomerState, TagState, apply_event
+from state.events import Event
+
+
+def _uid(*parts: object) -> str:
+    """A realistic (36-character) but deterministic id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(map(str, parts))))
+
+
+def build(*events: Event, customer_id: str = "cust-0001234567") -> CustomerState:
+    state = CustomerState(customer_id)
+    now = events[0].occurred_at
+    for event in events:
+        now = max(now, event.occurred_at)
+        apply_event(state, event, now)
+    return state
+
+
+def full_state() -> CustomerState:
+    """Every field set to a non-default value."""
+    state = build(
+        order(day(0), "99.90", order_id="settled"),
+        order(day(300), "1234.56", order_id="o1", coupon=True),
+        order(day(310), "0.01", order_id="o2", new_product=True),
+        order(day(320), "500", order_id="o3", coupon=True, new_product=True),
+        refund("o3", day(321)),
+        followup(day(330), "negotiating", rep="rep-42"),
+        followup(day(370), "quoted", rep="rep-43"),
+        login(day(400)),
+        profile(
+            day(400),
+            owner_rep="rep-1",
+            source_channel="mini_program",
+            registered_at=day(-30),
+            birthday="12-31",
+            phone="13800138000",
+            email="x@y.cn",
+        ),
+    )
+    state.tags = {
+        "mature": TagState("lifecycle", day(30), 3),
+        "active": TagState("activity", day(400), 9),
+        "price_sensitive": TagState("behavior", day(320), 7),
+        "high_intent": TagState("intent", day(370), 8),
+    }
+    state.seq = 9
+    state.next_deadline = day(403)
+    state.catalog_version = "9450b9dbd2a6a26a"
+    return state
+
+
+def test_a_fully_populated_state_round_trips() -> None:
+    state = full_state()
+    assert state.settled_paid == 1
+    assert [o.refunded for o in state.orders] == [False, False, True]
+    assert state.has_phone and state.has_email
+    decoded = decode_state(encode_state(state))
+    assert decoded == state
+    assert encode_state(decoded) == encode_state(state)
+
+
+def test_amounts_round_trip_exactly() -> None:
+    state = build(order(day(0), "0.1"), order(day(1), "999999999999999.99"), order(day(2), "1E+3"))
+    decoded = decode_state(encode_state(state))
+    assert [o.amount for o in decoded.orders] == [
+        Decimal("0.1"),
+        Decimal("999999999999999.99"),
+        Decimal(1000),
+    ]
+    assert [str(o.amount) for o in decoded.orders] == [str(o.amount) for o in state.orders]
+
+
+def test_an_empty_state_round_trips_and_leaves_defaults_out() -> None:
+    state = CustomerState("c1")
+    data = encode_state(state)
+    assert orjson.loads(data) == {"v": FORMAT_VERSION, "c": "c1", "s": 0}
+    assert decode_state(data) == state
+
+
+def test_a_prospect_known_by_a_profile_round_trips() -> None:
+    state = build(profile(day(0), owner_rep=None, source_channel="web"))
+    assert decode_state(encode_state(state)) == state
+
+
+def test_phone_and_email_values_are_never_encoded() -> None:
+    data = encode_state(full_state())
+    assert b"13800138000" not in data
+    assert b"x@y.cn" not in data
+
+
+def test_an_unknown_format_version_is_refused() -> None:
+    data = orjson.dumps({"v": FORMAT_VERSION + 1, "c": "c1", "s": 0})
+    with pytest.raises(ValueError, match="unknown customer state format"):
+        decode_state(data)
+
+
+def _events_of_a_typical_customer() -> list[Event]:
+    events: list[Event] = []
+    for index in range(5):
+        events.append(
+            order(
+                day(20 * index),
+                f"{100 + 37 * index}.{index}9",
+                order_id=_uid("o", index),
+                event_id=_uid("oe", index),
+            )
+        )
+    for index in range(10):
+        events.append(login(day(7 * index + 3), event_id=_uid("l", index)))
+    events.append(followup(day(50), "contacted", rep="rep-00017", event_id=_uid("f", 1)))
+    events.append(followup(day(60), "proposal", rep="rep-00017", event_id=_uid("f", 2)))
+    events.append(profile(day(1), owner_rep="rep-00017", source_channel="app", event_id=_uid("p", 1)))
+    return events
+
+
+def typical_customer() -> CustomerState:
+    """5 orders, 10 logins, 2 follow-ups, a full dedup ring, 4 tags."""
+    state = build(*sorted(_events_of_a_typical_customer(), key=lambda e: e.occurred_at))
+    assert len(state.orders) == 5
+    assert len(state.followups) == 2
+    assert len(state.recent_event_ids) == RECENT_EVENT_IDS
+    state.tags = {
+        "mature": TagState("lifecycle", day(80), 5),
+        "active": TagState("activity", day(0), 2),
+        "potential_high_value": TagState("value", day(40), 4),
+        "high_intent": TagState("intent", day(60), 6),
+    }
+    state.seq = 6
+    state.next_deadline = day(93)
+    state.catalog_version = "9450b9dbd2a6a26a"
+    return state
+
+
+def heavy_customer() -> CustomerState:
+    """A year of activity: an order every 2 days, a follow-up a day, 12 tags."""
+    events: list[Event] = []
+    for index in range(182):
+        events.append(
+            order(
+                day(2 * index),
+                "12345.67",
+                order_id=_uid("heavy", index),
+                coupon=index % 2 == 0,
+                new_product=True,
+            )
+        )
+    events += [followup(day(index), "negotiating", rep="rep-00017") for index in range(364)]
+    events.append(
+        profile(
+            day(0),
+            owner_rep="rep-00017",
+            source_channel="store",
+            registered_at=day(-400),
+            birthday="01-31",
+            phone="13800138000",
+            email="someone@example.com",
+        )
+    )
+    state = build(*sorted(events, key=lambda e: e.occurred_at))
+    state.tags = {f"tag_{index:02d}": TagState(f"dimension_{index}", day(index), index) for index in range(12)}
+    state.seq = 12_345
+    state.next_deadline = day(365)
+    state.catalog_version = "9450b9dbd2a6a26a"
+    return state
+
+
+def test_a_typical_customer_encodes_to_less_than_1_kib() -> None:
+    state = typical_customer()
+    data = encode_state(state)
+    print(f"typical customer state: {len(data)} bytes")
+    assert len(data) < 1024
+    assert decode_state(data) == state
+
+
+def test_a_heavy_customer_stays_bounded_and_round_trips() -> None:
+    state = heavy_customer()
+    assert len(state.orders) == 182
+    assert len(state.followups) == 364
+    data = encode_state(state)
+    print(f"heavy customer state: {len(data)} bytes")
+    assert len(data) < 32 * 1024
+    assert decode_state(data) == state
