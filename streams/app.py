@@ -18,8 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from faust.streams import _current_event  # noqa: PLC2701 - see _on_partition
-from faust.types import EventT
+from faust.streams import _current_event
 from faust.web import Request, Response, View
 
 from rules.catalog import Catalog
@@ -32,6 +31,7 @@ from streams.processor import Batch, BatchProcessor, Record
 from streams.settings import Settings
 
 OUTPUT_TOPICS = ("tag-changes", "tasks", "dead-letters")
+Event = Any  # faust.types.EventT; Faust's generics add nothing here
 TABLE = "customers"
 
 
@@ -62,6 +62,8 @@ class Engine:
             web_port=settings.web_port,
             web_bind=settings.web_host,
             producer_linger=0.005,
+            broker_session_timeout=settings.session_timeout,
+            broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
             stream_wait_empty=False,
         )
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -73,17 +75,17 @@ class Engine:
         }
         self.table = self.app.Table(TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
         self.processor = BatchProcessor(catalog, settings.partitions, self._load, settings.topic_prefix)
-        self._partition_events: dict[int, EventT] = {}
+        self._partition_events: dict[int, Event] = {}
         self.app.agent(self.inputs, name="tagger")(self._agent)
         self._add_views()
 
     # -- the agent --
 
-    async def _agent(self, stream: faust.StreamT) -> None:
+    async def _agent(self, stream: Any) -> None:
         async for events in stream.take_events(self.settings.batch_size, self.settings.batch_seconds):
             self.handle(events)
 
-    def handle(self, events: Sequence[EventT]) -> Batch:
+    def handle(self, events: Sequence[Event]) -> Batch:
         """Process one batch: synchronous on purpose, so no other coroutine interleaves."""
         started = time.perf_counter()
         now = _now()
@@ -130,7 +132,7 @@ class Engine:
             topic = self.app.topic(self.settings.topic(record.topic), key_serializer="raw", value_serializer="raw")
             topic.send_soon(key=customer_id.encode(), value=record.value, partition=partition)
 
-    def _count(self, batch: Batch, events: Sequence[EventT], started: float) -> None:
+    def _count(self, batch: Batch, events: Sequence[Event], started: float) -> None:
         m = self.metrics
         for topic, count in batch.applied.items():
             m.events_applied.labels(topic).inc(count)
@@ -153,7 +155,7 @@ class Engine:
         @self.app.page("/health")
         class Health(View):
             async def get(self, request: Request) -> Response:
-                ready = engine.app.tables.recovery.completed.is_set()
+                ready = engine.app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
                 body = {"status": "ok" if ready else "recovering", "catalog_version": engine.catalog.version}
                 return self.json(body, status=200 if ready else 503)
 
@@ -174,7 +176,7 @@ class Engine:
 class _CurrentEvent:
     """Context manager: Faust's current event set to ``event`` for the duration of a block."""
 
-    def __init__(self, event: EventT) -> None:
+    def __init__(self, event: Event) -> None:
         self.event = event
         self.token: contextvars.Token[Any] | None = None
 

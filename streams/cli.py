@@ -8,12 +8,14 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import orjson
 
 from rules.catalog import Catalog, CatalogError, load_catalog, load_default_catalog
+from rules.engine import Result
 from rules.replay import Replay
+from state.customer import CustomerState
 from state.events import TOPICS, InvalidEvent, parse_event
 from state.times import parse_timestamp
 from streams.messages import change_message, dumps
@@ -158,7 +160,6 @@ def run_replay(
     """Feed replay input lines through the engine in event time, printing changes as JSON lines."""
     replay = Replay(catalog)
     wall = time.time_ns() // 1000
-    write = out.write
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -169,25 +170,34 @@ def run_replay(
             err.write(f"{name}:{number}: {exc.reason}: {exc.message}\n")
             continue
         for result in replay.apply(event):
-            assert replay.now is not None
-            for change in result.changes:
-                write(dumps(change_message(change, replay.now)) + b"\n")
+            _write_changes(out, result, replay.now or event.occurred_at)
             if result.rejected is not None:
                 err.write(f"{name}:{number}: {result.rejected.reason}: {result.rejected.message}\n")
     if until is not None:
         for result in replay.advance(until):
-            for change in result.changes:
-                write(dumps(change_message(change, replay.now or until)) + b"\n")
+            _write_changes(out, result, replay.now or until)
     if final:
         for customer_id, state in sorted(replay.customers.items()):
-            tags: dict[str, object] = {}
-            for tag, held in sorted(state.tags.items()):
-                if any(d.name == held.dimension and not d.exclusive for d in catalog.dimensions):
-                    tags.setdefault(held.dimension, []).append(tag)  # type: ignore[union-attr]
-                else:
-                    tags[held.dimension] = tag
-            write(dumps({"customer_id": customer_id, "final_tags": tags}) + b"\n")
+            out.write(dumps({"customer_id": customer_id, "final_tags": final_tags(catalog, state)}) + b"\n")
     return replay
+
+
+def _write_changes(out: IO[bytes], result: Result, emitted_at: int) -> None:
+    for change in result.changes:
+        out.write(dumps(change_message(change, emitted_at)) + b"\n")
+
+
+def final_tags(catalog: Catalog, state: CustomerState) -> dict[str, object]:
+    """Tags per dimension: a name for exclusive dimensions, a sorted list for the others."""
+    open_dimensions = {d.name for d in catalog.dimensions if not d.exclusive}
+    tags: dict[str, object] = {}
+    for tag, held in sorted(state.tags.items()):
+        if held.dimension in open_dimensions:
+            tags.setdefault(held.dimension, [])
+            cast(list[str], tags[held.dimension]).append(tag)
+        else:
+            tags[held.dimension] = tag
+    return tags
 
 
 def _replay_line(line: bytes) -> tuple[str, bytes]:

@@ -49,7 +49,7 @@ class Batch:
 
 def partition_for(customer_id: str, partitions: int) -> int:
     """The partition Kafka's default (murmur2) partitioner gives a key: where a customer lives."""
-    return (murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
 
 
 class BatchProcessor:

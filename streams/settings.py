@@ -29,6 +29,9 @@ class Settings:
     store: str = "rocksdb"  # or "memory" (tests)
     datadir: Path = Path("tagengine-data")
     app_id: str = "tagengine"
+    # How long the group waits for a silent worker before giving its partitions to others: the
+    # pause a crashed worker causes. Faust's 60 s default is long for an engine that fires timers.
+    session_timeout: float = 20.0
     batch_size: int = 2000
     batch_seconds: float = 0.05
     # Kafka security, passed through to the clients as-is (SPEC section 7).
@@ -61,6 +64,7 @@ class Settings:
             store=store,
             datadir=Path(env.get("TAGENGINE_DATADIR", str(d.datadir))),
             app_id=env.get("TAGENGINE_APP_ID", d.app_id),
+            session_timeout=_float(env, "TAGENGINE_SESSION_TIMEOUT", d.session_timeout),
             batch_size=_int(env, "TAGENGINE_BATCH_SIZE", d.batch_size, minimum=1),
             batch_seconds=_float(env, "TAGENGINE_BATCH_SECONDS", d.batch_seconds),
             kafka_security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", d.kafka_security_protocol),

@@ -1,0 +1,199 @@
+"""Test harness for integration tests: worker processes, producing and collecting records.
+
+Workers run as real ``tagengine worker`` processes (so they can be killed with SIGKILL), each
+with its own topic prefix, consumer group, web port and data folder, so tests never share state.
+Waiting is always on a condition with a deadline, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique_name(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+class Worker:
+    """A ``tagengine worker`` subprocess."""
+
+    def __init__(self, env: dict[str, str], folder: Path, name: str = "worker") -> None:
+        self.env = env
+        self.folder = folder
+        self.name = name
+        self.port = int(env["TAGENGINE_WEB_PORT"])
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = folder / f"{name}.log"
+
+    def start(self) -> Worker:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+                env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    async def ready(self, timeout: float = 90) -> None:
+        """Until /health says the worker has recovered its table and is processing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                status, _ = await asyncio.to_thread(self.get, "/health")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"worker not ready after {timeout} s:\n{self.log_tail()}")
+
+    def customer(self, customer_id: str) -> dict[str, object] | None:
+        status, body = self.get(f"/customers/{customer_id}")
+        return orjson.loads(body) if status == 200 else None
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no commit, no goodbye."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def worker_env(kafka: str, prefix: str, folder: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAGENGINE_")}
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=kafka,
+        REDIS_URL="none",
+        TAGENGINE_TOPIC_PREFIX=prefix,
+        TAGENGINE_APP_ID=prefix.rstrip("-"),
+        TAGENGINE_PARTITIONS="4",
+        TAGENGINE_WEB_PORT=str(free_port()),
+        TAGENGINE_STORE="rocksdb",
+        TAGENGINE_DATADIR=str(folder / "data"),
+        TAGENGINE_BATCH_SECONDS="0.02",
+        TAGENGINE_SESSION_TIMEOUT="6",  # a killed worker's partitions move on quickly
+    )
+    env.update(extra)
+    return env
+
+
+async def produce(
+    kafka: str,
+    records: Iterable[tuple[str, bytes | None, bytes]],
+    partition_of: Callable[[str, bytes | None], int | None] | None = None,
+) -> None:
+    """Send (topic, key, value) records, in order, and wait until the broker has them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, linger_ms=2)
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            partition = partition_of(topic, key) if partition_of else None
+            await producer.send(topic, value, key=key, partition=partition)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+class Collector:
+    """Reads a topic from the beginning in the background; tests await conditions on it."""
+
+    def __init__(self, kafka: str, topic: str) -> None:
+        self.kafka = kafka
+        self.topic = topic
+        self.messages: list[dict[str, object]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> Collector:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+        await self._consumer.start()
+        partitions = await self._wait_for_partitions()
+        self._consumer.assign([TopicPartition(self.topic, p) for p in partitions])
+        await self._consumer.seek_to_beginning()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _wait_for_partitions(self) -> set[int]:
+        assert self._consumer is not None
+        for _ in range(300):
+            partitions = self._consumer.partitions_for_topic(self.topic)
+            if partitions:
+                return partitions
+            await self._consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"topic {self.topic} never appeared")
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                self.messages.extend(orjson.loads(r.value) for r in records)
+
+    async def wait_for(
+        self, condition: Callable[[list[dict[str, object]]], bool], timeout: float = 60, what: str = ""
+    ) -> list[dict[str, object]]:
+        deadline = time.monotonic() + timeout
+        while not condition(self.messages):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{self.topic}: condition {what!r} not met in {timeout} s; got {len(self.messages)}: "
+                    f"{self.messages[-5:]}"
+                )
+            await asyncio.sleep(0.05)
+        return self.messages
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
