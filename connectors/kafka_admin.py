@@ -7,6 +7,8 @@ its state on different partitions. A mismatch is refused with a clear message in
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -30,12 +32,8 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [name for name in names if name not in existing]
         if missing:
-            try:
-                await admin.create_topics(
-                    [NewTopic(name, partitions, replication) for name in missing]
-                )
-            except TopicAlreadyExistsError:
-                pass  # another worker created it meanwhile
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
+                await admin.create_topics([NewTopic(name, partitions, replication) for name in missing])
         inputs = [prefix + name for name in TOPICS]
         described = await admin.describe_topics(inputs)
         for topic in described:
