@@ -15,6 +15,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 from state.events import TOPICS
 
 OUTPUT_TOPICS = ("tag-changes", "tasks", "dead-letters")
+TICKS = "deadline-ticks"
+# Ticks are consumed within seconds and mean nothing an hour later.
+TOPIC_CONFIGS = {TICKS: {"retention.ms": str(3600 * 1000)}}
 
 
 class TopicLayoutError(RuntimeError):
@@ -25,7 +28,9 @@ async def ensure_topics(
     bootstrap: str, prefix: str, partitions: int, replication: int = 1, **client_options: object
 ) -> list[str]:
     """Create missing topics; check the partition count of input topics. Returns created names."""
-    names = [prefix + name for name in (*TOPICS, *OUTPUT_TOPICS)]
+    logical = (*TOPICS, TICKS, *OUTPUT_TOPICS)
+    names = [prefix + name for name in logical]
+    configs = {prefix + name: config for name, config in TOPIC_CONFIGS.items()}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
     await admin.start()
     try:
@@ -33,8 +38,10 @@ async def ensure_topics(
         missing = [name for name in names if name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
-                await admin.create_topics([NewTopic(name, partitions, replication) for name in missing])
-        inputs = [prefix + name for name in TOPICS]
+                await admin.create_topics(
+                    [NewTopic(name, partitions, replication, topic_configs=configs.get(name, {})) for name in missing]
+                )
+        inputs = [prefix + name for name in (*TOPICS, TICKS)]
         described = await admin.describe_topics(inputs)
         for topic in described:
             count = len(topic.get("partitions", []))

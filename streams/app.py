@@ -12,6 +12,7 @@ de-duplicated by the state they already changed, change ids are ``customer_id:se
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 import weakref
 from collections.abc import Sequence
@@ -21,18 +22,24 @@ import faust
 from faust.streams import _current_event
 from faust.web import Request, Response, View
 
+from connectors.kafka_admin import OUTPUT_TOPICS
 from rules.catalog import Catalog
 from rules.engine import decide_tags
 from state.codec import decode_state
 from state.events import TOPICS
 from streams.messages import change_message, dumps, task_message
 from streams.metrics import Metrics
-from streams.processor import Batch, BatchProcessor, Record
+from streams.processor import TICKS, Batch, BatchProcessor, Record
 from streams.settings import Settings
 
-OUTPUT_TOPICS = ("tag-changes", "tasks", "dead-letters")
 Event = Any  # faust.types.EventT; Faust's generics add nothing here
 TABLE = "customers"
+
+
+log = logging.getLogger(__name__)
+TICK_RETRY = 5.0
+"""Seconds after which a tick that was not seen processed is sent again (it may have been lost
+with a revoked partition)."""
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -67,16 +74,23 @@ class Engine:
             stream_wait_empty=False,
         )
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.logical = {settings.topic(name): name for name in TOPICS}
+        self.logical = {settings.topic(name): name for name in (*TOPICS, TICKS)}
         self.inputs = self.app.topic(*self.logical, partitions=settings.partitions, **raw)
         self.outputs = {
             name: self.app.topic(settings.topic(name), partitions=settings.partitions, **raw)
             for name in OUTPUT_TOPICS
         }
         self.table = self.app.Table(TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
-        self.processor = BatchProcessor(catalog, settings.partitions, self._load, settings.topic_prefix)
+        self.ticks = self.app.topic(settings.topic(TICKS), partitions=settings.partitions, **raw)
+        self.processor = BatchProcessor(
+            catalog, settings.partitions, self._load, settings.topic_prefix, settings.timer_batch
+        )
         self._partition_events: dict[int, Event] = {}
+        self._ticks_in_flight: dict[int, float] = {}  # partition -> when its tick was sent
+        self._owned: set[int] = set()
         self.app.agent(self.inputs, name="tagger")(self._agent)
+        self.app.timer(settings.timer_interval, name="deadlines")(self._timer)
+        self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]  # mode types it too narrowly
         self._add_views()
 
     # -- the agent --
@@ -104,7 +118,47 @@ class Engine:
                     self.table[customer_id.encode()] = encoded
         self._publish(batch, now)
         self._count(batch, events, started)
+        for partition in batch.ticked:
+            self._ticks_in_flight.pop(partition, None)
+        if batch.ticked:
+            self.send_ticks(now)  # catching up: the next slice of overdue deadlines right away
         return batch
+
+    # -- deadlines --
+
+    async def _timer(self) -> None:
+        self.send_ticks(_now())
+
+    def send_ticks(self, now: int) -> None:
+        """Ask the owner of each partition with due deadlines to fire them (one tick in flight)."""
+        pending = 0
+        for partition in self._owned:
+            index = self.processor.deadlines.get(partition)
+            if index is None:
+                continue
+            pending += len(index)
+            earliest = index.earliest()
+            sent = self._ticks_in_flight.get(partition)
+            if earliest is None or earliest > now or (sent is not None and time.monotonic() - sent < TICK_RETRY):
+                continue
+            self._ticks_in_flight[partition] = time.monotonic()
+            self.ticks.send_soon(key=None, value=b"{}", partition=partition)
+        self.metrics.pending_deadlines.set(pending)
+
+    async def _on_rebalance_complete(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Rebuild the deadline index of the partitions this worker now owns, from the table."""
+        started = time.perf_counter()
+        changelog = self.table.changelog_topic.get_topic_name()
+        owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog}
+        count = self.processor.rebuild_deadlines(owned, self.table.items())
+        self._owned = owned
+        self._ticks_in_flight.clear()
+        now = _now()
+        overdue = sum(index.due_count(now) for index in self.processor.deadlines.values())
+        log.info(
+            "deadline index: %d customers with deadlines in partitions %s (%d overdue), rebuilt in %.2f s",
+            count, sorted(owned), overdue, time.perf_counter() - started,
+        )
 
     def _load(self, partition: int, customer_id: str) -> bytes | None:
         with self._on_partition(partition):
@@ -143,6 +197,8 @@ class Engine:
         m.count_outputs(batch.changes, batch.tasks)
         m.customers.inc(sum(len(states) for states in batch.states.values()))
         m.batch_seconds.observe(time.perf_counter() - started)
+        for delay in batch.fire_delays:
+            m.fire_delay.observe(delay / 1_000_000)
         if events:
             oldest = min(e.message.timestamp for e in events)
             m.latency.observe(max(0.0, time.time() - oldest))

@@ -42,6 +42,15 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        self.fire_delay = Histogram(
+            "tagengine_deadline_fire_delay_seconds",
+            "How late a deadline fired: fired at minus the deadline",
+            buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300, 3600),
+            registry=r,
+        )
+        self.pending_deadlines = Gauge(
+            "tagengine_pending_deadlines", "Customers of this worker's partitions with a deadline", registry=r
+        )
         self.customers = Gauge("tagengine_customers_written", "Customer states written in total", registry=r)
 
     def count_outputs(self, changes: list[TagChange], tasks: list[Task]) -> None:

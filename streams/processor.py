@@ -10,17 +10,25 @@ logic is tested without a broker.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiokafka.partitioner import murmur2
 
 from rules.catalog import Catalog
-from rules.engine import TagChange, Task, process_event
+from rules.engine import TagChange, Task, fire_deadlines, process_event
 from state.codec import decode_state, encode_state
 from state.customer import CustomerState, Outcome
+from state.deadlines import DeadlineIndex
 from state.events import InvalidEvent, parse_event
 from streams.messages import DeadLetter
+
+TICKS = "deadline-ticks"
+"""Internal topic: a record on partition p asks the owner of p to fire its due deadlines. Going
+through Kafka gives the firing a current event of the right partition, so its table writes and
+changelog records land where recovery will look for them, and are committed like any event."""
+_DEADLINE = re.compile(rb'"nd":(\d+)')
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,15 @@ class Batch:
     reroutes: list[tuple[Record, str, int]] = field(default_factory=list)  # record, key, partition
     applied: dict[str, int] = field(default_factory=dict)  # topic -> events applied
     duplicates: int = 0
+    fire_delays: list[int] = field(default_factory=list)  # microseconds late, per deadline fired
+    ticked: set[int] = field(default_factory=set)  # partitions whose tick this batch handled
+
+
+def deadline_of(encoded: bytes) -> int | None:
+    """A customer's next deadline straight from its encoded state, without decoding the rest:
+    rebuilding the index of a million customers reads only this field."""
+    match = _DEADLINE.search(encoded)
+    return int(match.group(1)) if match else None
 
 
 def partition_for(customer_id: str, partitions: int) -> int:
@@ -64,59 +81,112 @@ class BatchProcessor:
         partitions: int,
         load: Callable[[int, str], bytes | None],
         topic_prefix: str = "",
+        timer_batch: int = 1000,
     ) -> None:
         self.topic_prefix = topic_prefix
         self.catalog = catalog
         self.partitions = partitions
         self.load = load
+        self.timer_batch = timer_batch
+        self.deadlines: dict[int, DeadlineIndex] = {}  # partition -> its customers' deadlines
 
     def process(self, records: Iterable[Record], now: int) -> Batch:
-        batch = Batch()
-        states: dict[str, CustomerState] = {}
-        homes: dict[str, int] = {}
+        run = _Run(self, Batch(), now)
         for record in records:
-            try:
-                event = parse_event(record.topic, record.value, now)
-            except InvalidEvent as invalid:
-                batch.dead_letters.append(self._dead_letter(record, invalid.reason, invalid.message, now))
-                continue
-            home = partition_for(event.customer_id, self.partitions)
-            if home != record.partition:
-                # Keyed differently (or not at all): processing it here would split the customer's
-                # state across partitions, so it goes to the partition that owns the customer.
-                batch.reroutes.append((record, event.customer_id, home))
-                continue
-            state = states.get(event.customer_id)
-            if state is None:
-                encoded = self.load(home, event.customer_id)
-                state = decode_state(encoded) if encoded is not None else None
-            known = state is not None
-            state = state or CustomerState(event.customer_id)
-            result = process_event(self.catalog, state, event, now)
-            if result.rejected is not None:
-                rejected = result.rejected
-                batch.dead_letters.append(self._dead_letter(record, rejected.reason, rejected.message, now))
-            elif result.outcome is Outcome.DUPLICATE:
-                batch.duplicates += 1
+            if record.topic == TICKS:
+                run.fire_due(record.partition)
             else:
-                batch.applied[record.topic] = batch.applied.get(record.topic, 0) + 1
-            batch.changes += result.changes
-            batch.tasks += result.tasks
-            if known or result.rejected is None:  # a rejected event alone makes no one known
-                states[event.customer_id] = state
-                homes[event.customer_id] = home
-        for customer_id, state in states.items():
-            batch.states.setdefault(homes[customer_id], {})[customer_id] = encode_state(state)
-        return batch
+                run.apply(record)
+        for customer_id, state in run.states.items():
+            home = run.homes[customer_id]
+            run.batch.states.setdefault(home, {})[customer_id] = encode_state(state)
+            self.deadlines.setdefault(home, DeadlineIndex()).set(customer_id, state.next_deadline)
+        return run.batch
 
-    def _dead_letter(self, record: Record, reason: str, message: str, now: int) -> DeadLetter:
+    def rebuild_deadlines(self, partitions: set[int], customers: Iterable[tuple[bytes, bytes]]) -> int:
+        """Index the deadlines of the given partitions' customers, from (key, state) pairs.
+
+        Called when partitions are assigned, once the table is recovered. Returns how many
+        customers have a deadline.
+        """
+        self.deadlines = {p: DeadlineIndex() for p in partitions}
+        for key, encoded in customers:
+            customer_id = key.decode()
+            index = self.deadlines.get(partition_for(customer_id, self.partitions))
+            if index is not None:
+                index.set(customer_id, deadline_of(encoded))
+        return sum(len(index) for index in self.deadlines.values())
+
+    def _load_state(self, partition: int, customer_id: str) -> CustomerState | None:
+        encoded = self.load(partition, customer_id)
+        return decode_state(encoded) if encoded is not None else None
+
+
+
+class _Run:
+    """The working state of one ``process`` call: customers touched so far and the outputs."""
+
+    def __init__(self, processor: BatchProcessor, batch: Batch, now: int) -> None:
+        self.processor = processor
+        self.batch = batch
+        self.now = now
+        self.states: dict[str, CustomerState] = {}
+        self.homes: dict[str, int] = {}
+
+    def apply(self, record: Record) -> None:
+        batch, now = self.batch, self.now
+        try:
+            event = parse_event(record.topic, record.value, now)
+        except InvalidEvent as invalid:
+            batch.dead_letters.append(self._dead_letter(record, invalid.reason, invalid.message))
+            return
+        home = partition_for(event.customer_id, self.processor.partitions)
+        if home != record.partition:
+            # Keyed differently (or not at all): processing it here would split the customer's
+            # state across partitions, so it goes to the partition that owns the customer.
+            batch.reroutes.append((record, event.customer_id, home))
+            return
+        state = self.states.get(event.customer_id) or self.processor._load_state(home, event.customer_id)
+        known = state is not None
+        state = state or CustomerState(event.customer_id)
+        result = process_event(self.processor.catalog, state, event, now)
+        if result.rejected is not None:
+            batch.dead_letters.append(self._dead_letter(record, result.rejected.reason, result.rejected.message))
+        elif result.outcome is Outcome.DUPLICATE:
+            batch.duplicates += 1
+        else:
+            batch.applied[record.topic] = batch.applied.get(record.topic, 0) + 1
+        batch.changes += result.changes
+        batch.tasks += result.tasks
+        if known or result.rejected is None:  # a rejected event alone makes no one known
+            self.states[event.customer_id] = state
+            self.homes[event.customer_id] = home
+
+    def fire_due(self, partition: int) -> None:
+        """A tick: fire the partition's due deadlines, oldest first, at most a timer batch."""
+        index = self.processor.deadlines.get(partition)
+        if index is None:
+            return  # not (yet) indexed here: the tick came before the rebuild, a later one will do
+        for deadline, customer_id in index.pop_due(self.now, self.processor.timer_batch):
+            state = self.states.get(customer_id) or self.processor._load_state(partition, customer_id)
+            if state is None:
+                continue
+            result = fire_deadlines(self.processor.catalog, state, self.now)
+            self.batch.fire_delays.append(self.now - deadline)
+            self.batch.changes += result.changes
+            self.batch.tasks += result.tasks
+            self.states[customer_id] = state
+            self.homes[customer_id] = partition
+        self.batch.ticked.add(partition)
+
+    def _dead_letter(self, record: Record, reason: str, message: str) -> DeadLetter:
         return DeadLetter(
-            source_topic=self.topic_prefix + record.topic,
+            source_topic=self.processor.topic_prefix + record.topic,
             partition=record.partition,
             offset=record.offset,
             key=record.key,
             value=record.value,
             error=message,
             reason=reason,
-            received_at=now,
+            received_at=self.now,
         )

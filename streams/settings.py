@@ -32,6 +32,10 @@ class Settings:
     # How long the group waits for a silent worker before giving its partitions to others: the
     # pause a crashed worker causes. Faust's 60 s default is long for an engine that fires timers.
     session_timeout: float = 20.0
+    # Deadlines: how often the timer looks for due customers, and how many one tick may fire
+    # (the bound on catch-up work between two batches of events).
+    timer_interval: float = 0.2
+    timer_batch: int = 1000
     batch_size: int = 2000
     batch_seconds: float = 0.05
     # Kafka security, passed through to the clients as-is (SPEC section 7).
@@ -65,6 +69,8 @@ class Settings:
             datadir=Path(env.get("TAGENGINE_DATADIR", str(d.datadir))),
             app_id=env.get("TAGENGINE_APP_ID", d.app_id),
             session_timeout=_float(env, "TAGENGINE_SESSION_TIMEOUT", d.session_timeout),
+            timer_interval=_float(env, "TAGENGINE_TIMER_INTERVAL", d.timer_interval),
+            timer_batch=_int(env, "TAGENGINE_TIMER_BATCH", d.timer_batch, minimum=1),
             batch_size=_int(env, "TAGENGINE_BATCH_SIZE", d.batch_size, minimum=1),
             batch_seconds=_float(env, "TAGENGINE_BATCH_SECONDS", d.batch_seconds),
             kafka_security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", d.kafka_security_protocol),

@@ -1,0 +1,142 @@
+"""Time-driven transitions in live workers on a real broker, with a catalog counted in seconds.
+
+The test catalog (``catalogs/seconds.yaml``) makes a customer silent 4 s after its last activity,
+so deadlines pass while the test watches: with no event, across a SIGKILL and restart, and when
+the worker owning a partition dies and another takes over. Every run is checked against
+``tagengine replay`` of the same events: no transition lost, none doubled.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from rules.catalog import load_catalog
+from state.times import SECOND, format_timestamp, parse_timestamp
+from streams.cli import run_replay
+from tests.conftest import Services
+from tests.streams.harness import Collector, Worker, produce, unique_name, worker_env
+
+pytestmark = pytest.mark.integration
+
+CATALOG = Path(__file__).parent / "catalogs" / "seconds.yaml"
+SILENT_AFTER = 4 * SECOND
+
+
+class Cluster:
+    """Workers of one engine (same topics and group), each with its own data folder."""
+
+    def __init__(self, services: Services, folder: Path) -> None:
+        self.kafka = services.kafka
+        self.prefix = unique_name() + "-"
+        self.folder = folder
+        self.workers: list[Worker] = []
+
+    def worker(self, name: str) -> Worker:
+        env = worker_env(self.kafka, self.prefix, self.folder / name, TAGENGINE_CATALOG=str(CATALOG))
+        worker = Worker(env, self.folder / name, name=name).start()
+        self.workers.append(worker)
+        return worker
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+    async def logins(self, customers: list[str]) -> list[bytes]:
+        """A login for each customer, now; returns the replay input lines."""
+        lines, records = [], []
+        for n, customer in enumerate(customers):
+            value = {"event_id": f"l-{customer}-{n}", "customer_id": customer,
+                     "occurred_at": format_timestamp(time.time_ns() // 1000)}
+            records.append((self.topic("logins"), customer.encode(), orjson.dumps(value)))
+            lines.append(orjson.dumps({"topic": "logins", "value": value}))
+        await produce(self.kafka, records)
+        return lines
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture
+async def cluster(services: Services, tmp_path: Path) -> AsyncIterator[Cluster]:
+    engine = Cluster(services, tmp_path)
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+def silent(changes: list[dict[str, object]]) -> dict[object, dict[str, object]]:
+    return {c["customer_id"]: c for c in changes if c["to"] == "silent"}
+
+
+def replay_changes(lines: list[bytes], until: int) -> list[dict[str, object]]:
+    out = io.BytesIO()
+    run_replay(load_catalog(CATALOG), lines, "events", out, io.StringIO(), until=until)
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def assert_same_changes(live: list[dict[str, object]], reference: list[dict[str, object]]) -> None:
+    """Same transitions, each once; a change published twice must be the same change."""
+    keep = ("change_id", "customer_id", "seq", "dimension", "from", "to", "trigger", "event_id", "effective_at")
+    by_id: dict[object, tuple[object, ...]] = {}
+    for change in live:
+        content = tuple(change[k] for k in keep)
+        assert by_id.setdefault(change["change_id"], content) == content, f"two meanings for {change['change_id']}"
+    assert sorted(by_id.values()) == sorted(tuple(c[k] for k in keep) for c in reference)
+
+
+async def test_active_becomes_silent_within_a_second_of_its_deadline_with_no_event(cluster: Cluster) -> None:
+    worker = cluster.worker("w1")
+    await worker.ready()
+    async with Collector(cluster.kafka, cluster.topic("tag-changes")) as changes, \
+            Collector(cluster.kafka, cluster.topic("tasks")) as tasks:
+        lines = await cluster.logins(["ann"])
+        await changes.wait_for(lambda m: "ann" in silent(m), timeout=30, what="ann silent")
+        await tasks.wait_for(lambda m: len(m) >= 1, what="silent task")
+    change = silent(changes.messages)["ann"]
+    login_at = parse_timestamp(orjson.loads(lines[0])["value"]["occurred_at"])
+    assert change["trigger"] == "timer" and change["event_id"] is None
+    assert parse_timestamp(str(change["effective_at"])) == login_at + SILENT_AFTER
+    delay = parse_timestamp(str(change["emitted_at"])) - parse_timestamp(str(change["effective_at"]))
+    assert 0 <= delay < SECOND, f"fired {delay / SECOND:.3f} s after its deadline"
+    assert change["reason"] == {"days_since_last_activity": round(4 / 86400, 6)}
+    assert tasks.messages[0]["change_id"] == change["change_id"]
+    assert_same_changes(changes.messages, replay_changes(lines, login_at + 10 * SECOND))
+    _, metrics = worker.get("/metrics")
+    assert b"tagengine_deadline_fire_delay_seconds_count 1.0" in metrics
+
+
+async def test_a_killed_worker_fires_its_pending_deadlines_after_restart(cluster: Cluster) -> None:
+    customers = [f"k{n}" for n in range(12)]
+    worker = cluster.worker("w1")
+    await worker.ready()
+    async with Collector(cluster.kafka, cluster.topic("tag-changes")) as changes:
+        lines = await cluster.logins(customers)
+        await changes.wait_for(lambda m: len(m) >= len(customers), what="all active")
+        worker.kill()  # deadlines pending, offsets probably not committed
+        restarted = Worker(worker.env, worker.folder, name="w1-restarted").start()
+        cluster.workers.append(restarted)
+        await restarted.ready()
+        await changes.wait_for(lambda m: len(silent(m)) == len(customers), timeout=60, what="all silent")
+    last_login = max(parse_timestamp(orjson.loads(line)["value"]["occurred_at"]) for line in lines)
+    assert_same_changes(changes.messages, replay_changes(lines, last_login + 10 * SECOND))
+
+
+async def test_when_a_worker_dies_the_other_fires_the_deadlines_of_its_partitions(cluster: Cluster) -> None:
+    customers = [f"m{n}" for n in range(16)]  # spread over all 4 partitions
+    first, second = cluster.worker("w1"), cluster.worker("w2")
+    await first.ready()
+    await second.ready()
+    async with Collector(cluster.kafka, cluster.topic("tag-changes")) as changes:
+        lines = await cluster.logins(customers)
+        await changes.wait_for(lambda m: len(m) >= len(customers), what="all active")
+        first.kill()
+        await changes.wait_for(lambda m: len(silent(m)) == len(customers), timeout=60, what="all silent")
+    last_login = max(parse_timestamp(orjson.loads(line)["value"]["occurred_at"]) for line in lines)
+    assert_same_changes(changes.messages, replay_changes(lines, last_login + 10 * SECOND))

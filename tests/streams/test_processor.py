@@ -1,0 +1,89 @@
+"""One batch of records through the agent's logic, without Kafka: the same code the worker runs."""
+
+from __future__ import annotations
+
+import orjson
+
+from rules.catalog import load_default_catalog
+from state.times import DAY, format_timestamp
+from streams.processor import TICKS, BatchProcessor, Record, deadline_of, partition_for
+
+PARTITIONS = 4
+NOW = 1_795_000_000_000_000
+
+
+class Table(dict[tuple[int, str], bytes]):
+    """A stand-in for the Faust table: (partition, customer) -> encoded state."""
+
+    def load(self, partition: int, customer_id: str) -> bytes | None:
+        return self.get((partition, customer_id))
+
+    def write(self, states: dict[int, dict[str, bytes]]) -> None:
+        for partition, customers in states.items():
+            for customer_id, encoded in customers.items():
+                self[(partition, customer_id)] = encoded
+
+
+def login(customer: str, event_id: str, at: int = NOW) -> Record:
+    value = {"event_id": event_id, "customer_id": customer, "occurred_at": format_timestamp(at)}
+    return Record("logins", partition_for(customer, PARTITIONS), 0, customer.encode(), orjson.dumps(value))
+
+
+def processor(table: Table) -> BatchProcessor:
+    return BatchProcessor(load_default_catalog(), PARTITIONS, table.load)
+
+
+def test_a_customer_touched_twice_in_a_batch_is_written_once() -> None:
+    table = Table()
+    batch = processor(table).process([login("a", "e1"), login("a", "e2", NOW + 1)], NOW + 1)
+    assert sum(len(states) for states in batch.states.values()) == 1
+    assert batch.applied == {"logins": 2}
+    assert [(c.dimension, c.to_tag) for c in batch.changes] == [("lifecycle", "prospect"), ("activity", "active")]
+
+
+def test_a_record_on_the_wrong_partition_is_rerouted_not_applied() -> None:
+    record = login("a", "e1")
+    wrong = Record(record.topic, (record.partition + 1) % PARTITIONS, 7, None, record.value)
+    batch = processor(Table()).process([wrong], NOW)
+    assert batch.reroutes == [(wrong, "a", record.partition)] and not batch.states and not batch.changes
+
+
+def test_invalid_and_rejected_records_become_dead_letters_and_the_rest_goes_on() -> None:
+    refund = {"event_id": "r", "customer_id": "b", "occurred_at": format_timestamp(NOW), "order_id": "x",
+              "amount": 1, "status": "refunded"}
+    records = [
+        Record("orders", 0, 1, b"b", b"{not json"),
+        Record("orders", partition_for("b", PARTITIONS), 2, b"b", orjson.dumps(refund)),
+        login("b", "ok"),
+    ]
+    batch = BatchProcessor(load_default_catalog(), PARTITIONS, Table().load, topic_prefix="x-").process(records, NOW)
+    assert [(d.reason, d.source_topic, d.offset) for d in batch.dead_letters] == [
+        ("malformed_json", "x-orders", 1), ("refund_unknown_order", "x-orders", 2),
+    ]
+    assert batch.applied == {"logins": 1}
+
+
+def test_a_tick_fires_the_due_deadlines_of_its_partition_at_their_own_time() -> None:
+    table = Table()
+    engine = processor(table)
+    first = engine.process([login("a", "e1")], NOW)
+    table.write(first.states)
+    home = partition_for("a", PARTITIONS)
+    assert engine.deadlines[home].earliest() == NOW + 30 * DAY
+    tick = Record(TICKS, home, 0, None, b"{}")
+    assert engine.process([tick], NOW + 29 * DAY).changes == []
+    fired = engine.process([tick], NOW + 31 * DAY)
+    assert [(c.to_tag, c.trigger, c.effective_at) for c in fired.changes] == [("silent", "timer", NOW + 30 * DAY)]
+    assert fired.fire_delays == [DAY] and fired.ticked == {home}
+
+
+def test_the_index_is_rebuilt_from_the_table_for_owned_partitions_only() -> None:
+    table = Table()
+    engine = processor(table)
+    table.write(engine.process([login(c, f"e-{c}") for c in "abcdefgh"], NOW).states)
+    owned = {partition_for("a", PARTITIONS)}
+    fresh = processor(table)
+    count = fresh.rebuild_deadlines(owned, ((c.encode(), v) for (_, c), v in table.items()))
+    expected = sum(1 for c in "abcdefgh" if partition_for(c, PARTITIONS) in owned)
+    assert count == expected and set(fresh.deadlines) == owned
+    assert all(deadline_of(v) == NOW + 30 * DAY for v in table.values())
