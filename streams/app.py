@@ -88,6 +88,8 @@ class Engine:
         self._partition_events: dict[int, Event] = {}
         self._ticks_in_flight: dict[int, float] = {}  # partition -> when its tick was sent
         self._owned: set[int] = set()
+        self._fired_since_report = 0
+        self._last_report = time.monotonic()
         self.app.agent(self.inputs, name="tagger")(self._agent)
         self.app.timer(settings.timer_interval, name="deadlines")(self._timer)
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]  # mode types it too narrowly
@@ -122,7 +124,20 @@ class Engine:
             self._ticks_in_flight.pop(partition, None)
         if batch.ticked:
             self.send_ticks(now)  # catching up: the next slice of overdue deadlines right away
+            self._report_catch_up(now, len(batch.fire_delays))
         return batch
+
+    def _report_catch_up(self, now: int, fired: int) -> None:
+        """While more than a tick's worth is overdue (after downtime), log progress every 5 s."""
+        self._fired_since_report += fired
+        if time.monotonic() - self._last_report < 5:
+            return
+        overdue = sum(index.due_count(now) for index in self.processor.deadlines.values())
+        if overdue or self._fired_since_report > self.settings.timer_batch:
+            log.info("deadlines: fired %d in the last %.0f s, %d still overdue",
+                     self._fired_since_report, time.monotonic() - self._last_report, overdue)
+        self._fired_since_report = 0
+        self._last_report = time.monotonic()
 
     # -- deadlines --
 
