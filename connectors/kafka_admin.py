@@ -16,8 +16,11 @@ from state.events import TOPICS
 
 OUTPUT_TOPICS = ("tag-changes", "tasks", "dead-letters")
 TICKS = "deadline-ticks"
-# Ticks are consumed within seconds and mean nothing an hour later.
-TOPIC_CONFIGS = {TICKS: {"retention.ms": str(3600 * 1000)}}
+CATALOG = "catalog"
+# Ticks are consumed within seconds and mean nothing an hour later; of catalogs only the latest
+# matters (compacted).
+TOPIC_CONFIGS = {TICKS: {"retention.ms": str(3600 * 1000)}, CATALOG: {"cleanup.policy": "compact"}}
+PARTITIONS_OF = {CATALOG: 1}  # one ordered history of catalog versions
 
 
 class TopicLayoutError(RuntimeError):
@@ -28,9 +31,10 @@ async def ensure_topics(
     bootstrap: str, prefix: str, partitions: int, replication: int = 1, **client_options: object
 ) -> list[str]:
     """Create missing topics; check the partition count of input topics. Returns created names."""
-    logical = (*TOPICS, TICKS, *OUTPUT_TOPICS)
+    logical = (*TOPICS, TICKS, *OUTPUT_TOPICS, CATALOG)
     names = [prefix + name for name in logical]
     configs = {prefix + name: config for name, config in TOPIC_CONFIGS.items()}
+    counts = {prefix + name: count for name, count in PARTITIONS_OF.items()}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
     await admin.start()
     try:
@@ -39,7 +43,10 @@ async def ensure_topics(
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
                 await admin.create_topics(
-                    [NewTopic(name, partitions, replication, topic_configs=configs.get(name, {})) for name in missing]
+                    [
+                        NewTopic(name, counts.get(name, partitions), replication, topic_configs=configs.get(name, {}))
+                        for name in missing
+                    ]
                 )
         inputs = [prefix + name for name in (*TOPICS, TICKS)]
         described = await admin.describe_topics(inputs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import socket
 import time
 import weakref
 from collections.abc import Sequence
@@ -20,17 +21,16 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event
-from faust.web import Request, Response, View
 
-from connectors.kafka_admin import OUTPUT_TOPICS
-from rules.catalog import Catalog
-from rules.engine import decide_tags
-from state.codec import decode_state
+from connectors.catalog_feed import follow_catalog, publish_catalog
+from connectors.kafka_admin import CATALOG, OUTPUT_TOPICS
+from rules.catalog import Catalog, parse_catalog
 from state.events import TOPICS
 from streams.messages import change_message, dumps, task_message
 from streams.metrics import Metrics
 from streams.processor import TICKS, Batch, BatchProcessor, Record
 from streams.settings import Settings
+from streams.web import add_views
 
 Event = Any  # faust.types.EventT; Faust's generics add nothing here
 TABLE = "customers"
@@ -67,6 +67,7 @@ class Engine:
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             web_port=settings.web_port,
+            canonical_url=settings.advertised_url or f"http://{socket.gethostname()}:{settings.web_port}",
             web_bind=settings.web_host,
             producer_linger=0.005,
             broker_session_timeout=settings.session_timeout,
@@ -93,7 +94,8 @@ class Engine:
         self.app.agent(self.inputs, name="tagger")(self._agent)
         self.app.timer(settings.timer_interval, name="deadlines")(self._timer)
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]  # mode types it too narrowly
-        self._add_views()
+        self.app.task(self._follow_catalog)
+        add_views(self)
 
     # -- the agent --
 
@@ -143,6 +145,7 @@ class Engine:
 
     async def _timer(self) -> None:
         self.send_ticks(_now())
+        self.metrics.stale_customers.set(self.processor.stale_count())
 
     def send_ticks(self, now: int) -> None:
         """Ask the owner of each partition with due deadlines to fire them (one tick in flight)."""
@@ -153,27 +156,61 @@ class Engine:
                 continue
             pending += len(index)
             earliest = index.earliest()
+            due = (earliest is not None and earliest <= now) or self.processor.stale.get(partition)
             sent = self._ticks_in_flight.get(partition)
-            if earliest is None or earliest > now or (sent is not None and time.monotonic() - sent < TICK_RETRY):
+            if not due or (sent is not None and time.monotonic() - sent < TICK_RETRY):
                 continue
             self._ticks_in_flight[partition] = time.monotonic()
             self.ticks.send_soon(key=None, value=b"{}", partition=partition)
         self.metrics.pending_deadlines.set(pending)
 
     async def _on_rebalance_complete(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Rebuild the deadline index of the partitions this worker now owns, from the table."""
-        started = time.perf_counter()
         changelog = self.table.changelog_topic.get_topic_name()
-        owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog}
-        count = self.processor.rebuild_deadlines(owned, self.table.items())
-        self._owned = owned
+        self._owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog}
+        self._rebuild("partitions assigned")
+
+    def _rebuild(self, why: str) -> None:
+        """Re-index the owned partitions' customers from the table: deadlines, and those a
+        previous catalog evaluated. Synchronous, so no batch interleaves with the scan."""
+        started = time.perf_counter()
+        count = self.processor.rebuild(self._owned, self.table.items())
         self._ticks_in_flight.clear()
         now = _now()
         overdue = sum(index.due_count(now) for index in self.processor.deadlines.values())
+        stale = self.processor.stale_count()
+        self.metrics.customers.set(count)
         log.info(
-            "deadline index: %d customers with deadlines in partitions %s (%d overdue), rebuilt in %.2f s",
-            count, sorted(owned), overdue, time.perf_counter() - started,
+            "%s: partitions %s, %d customers (%d overdue deadlines, %d to re-evaluate), indexed in %.2f s",
+            why, sorted(self._owned), count, overdue, stale, time.perf_counter() - started,
         )
+        self.send_ticks(now)
+
+    # -- catalog changes --
+
+    async def publish_catalog(self, data: bytes) -> None:
+        """Hand a validated catalog to every worker (this one included) through the catalog topic."""
+        await publish_catalog(
+            self.settings.kafka_bootstrap_servers, self.settings.topic(CATALOG), data, **kafka_options(self.settings)
+        )
+
+    def update_gauges(self) -> None:
+        self.metrics.stale_customers.set(self.processor.stale_count())
+        self.metrics.pending_deadlines.set(sum(len(index) for index in self.processor.deadlines.values()))
+
+    async def _follow_catalog(self) -> None:
+        topic = self.settings.topic(CATALOG)
+        bootstrap = self.settings.kafka_bootstrap_servers
+        await follow_catalog(bootstrap, topic, self.switch_catalog, **kafka_options(self.settings))
+
+    async def switch_catalog(self, data: bytes) -> None:
+        """Use a new catalog from now on; the owned customers are re-evaluated by ticks."""
+        catalog = parse_catalog(data, "catalog topic")
+        if catalog.version == self.catalog.version:
+            return
+        log.info("catalog %s (%s) replaces %s", catalog.name, catalog.version, self.catalog.version)
+        self.catalog = self.processor.catalog = catalog
+        self.metrics.catalog_switches.inc()
+        self._rebuild(f"catalog {catalog.version}")
 
     def _load(self, partition: int, customer_id: str) -> bytes | None:
         with self._on_partition(partition):
@@ -210,39 +247,13 @@ class Engine:
         m.duplicates.inc(batch.duplicates)
         m.rerouted.inc(len(batch.reroutes))
         m.count_outputs(batch.changes, batch.tasks)
-        m.customers.inc(sum(len(states) for states in batch.states.values()))
+        m.reevaluated.inc(batch.reevaluated)
         m.batch_seconds.observe(time.perf_counter() - started)
         for delay in batch.fire_delays:
             m.fire_delay.observe(delay / 1_000_000)
         if events:
             oldest = min(e.message.timestamp for e in events)
             m.latency.observe(max(0.0, time.time() - oldest))
-
-    # -- web views --
-
-    def _add_views(self) -> None:
-        engine = self
-
-        @self.app.page("/health")
-        class Health(View):
-            async def get(self, request: Request) -> Response:
-                ready = engine.app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-                body = {"status": "ok" if ready else "recovering", "catalog_version": engine.catalog.version}
-                return self.json(body, status=200 if ready else 503)
-
-        @self.app.page("/metrics")
-        class MetricsView(View):
-            async def get(self, request: Request) -> Response:
-                return self.bytes(engine.metrics.render(), content_type="text/plain; version=0.0.4")
-
-        @self.app.page("/customers/{customer_id}")
-        class CustomerView(View):
-            async def get(self, request: Request, customer_id: str) -> Response:
-                encoded = engine.table.get(customer_id.encode())
-                if not isinstance(encoded, bytes):
-                    return self.json({"error": f"customer {customer_id!r} not found on this worker"}, status=404)
-                return self.json(customer_document(engine.catalog, decode_state(encoded), _now()))
-
 
 class _CurrentEvent:
     """Context manager: Faust's current event set to ``event`` for the duration of a block."""
@@ -257,34 +268,6 @@ class _CurrentEvent:
     def __exit__(self, *exc: object) -> None:
         assert self.token is not None
         _current_event.reset(self.token)
-
-
-def customer_document(catalog: Catalog, state: Any, now: int) -> dict[str, object]:
-    """A customer as the HTTP API shows it: tags with since and rule, facts, owner."""
-    from state.times import format_timestamp
-
-    _, ctx = decide_tags(catalog, state, now)
-    dimensions = {dimension.name for dimension in catalog.dimensions}
-    facts: dict[str, object] = {}
-    for tag in catalog.tags.values():
-        facts.update(tag.condition.reason(ctx))
-    return {
-        "customer_id": state.customer_id,
-        "seq": state.seq,
-        "owner_rep": state.owner_rep,
-        "catalog_version": state.catalog_version,
-        "tags": {
-            tag: {
-                "dimension": held.dimension,
-                "since": format_timestamp(held.since),
-                "rule_id": f"{held.dimension}.{tag}",
-                "seq": held.seq,
-            }
-            for tag, held in sorted(state.tags.items())
-        },
-        "facts": {key: value for key, value in sorted(facts.items()) if key not in dimensions},
-        "next_deadline": format_timestamp(state.next_deadline) if state.next_deadline else None,
-    }
 
 
 def kafka_credentials(settings: Settings) -> Any:
@@ -307,3 +290,22 @@ def kafka_credentials(settings: Settings) -> Any:
             ssl_context=ssl_context,
         )
     return faust.SSLCredentials(ssl_context)
+
+
+def kafka_options(settings: Settings) -> dict[str, Any]:
+    """Kafka TLS/SASL from the settings, in aiokafka's terms, for the engine's own clients."""
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    credentials = kafka_credentials(settings)
+    ssl_context = getattr(credentials, "ssl_context", None)
+    if ssl_context is not None:
+        options["ssl_context"] = ssl_context
+    if protocol.startswith("SASL"):
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
+    return options

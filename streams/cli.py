@@ -12,7 +12,7 @@ from typing import IO, cast
 
 import orjson
 
-from rules.catalog import Catalog, CatalogError, load_catalog, load_default_catalog
+from rules.catalog import Catalog, CatalogError, load_catalog, load_default_catalog, parse_catalog
 from rules.engine import Result
 from rules.replay import Replay
 from state.customer import CustomerState
@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     check = catalog.add_parser("check", help="validate a catalog file")
     check.add_argument("file", type=Path)
     check.set_defaults(run=_catalog_check)
+    dry = catalog.add_parser("dry-run", help="per tag, how many customers a catalog would move (running engine)")
+    dry.add_argument("file", type=Path)
+    dry.add_argument("--url", default=None, help="a worker's URL (default: http://localhost:$TAGENGINE_WEB_PORT)")
+    dry.set_defaults(run=_catalog_dry_run)
 
     generate = commands.add_parser("generate", help="produce demo / load events to Kafka")
     generate.add_argument("--customers", type=int, default=1000)
@@ -76,18 +80,31 @@ def _parser() -> argparse.ArgumentParser:
 def _worker(args: argparse.Namespace) -> int:
     import faust
 
-    from connectors.kafka_admin import ensure_topics
-    from streams.app import Engine
+    from connectors.catalog_feed import latest_catalog
+    from connectors.kafka_admin import CATALOG, ensure_topics
+    from streams.app import Engine, kafka_options
 
     settings = Settings.from_env()
     catalog = _catalog(settings.catalog_path)
     if catalog is None:
         return 1
+    options = kafka_options(settings)
     created = asyncio.run(
-        ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix, settings.partitions)
+        ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix, settings.partitions, **options)
     )
     if created:
         print(f"created topics: {', '.join(created)}", file=sys.stderr)
+    published = asyncio.run(latest_catalog(settings.kafka_bootstrap_servers, settings.topic(CATALOG), **options))
+    if published is not None:
+        try:
+            current = parse_catalog(published, "catalog topic")
+        except CatalogError as exc:
+            print(f"tagengine: ignoring the catalog in topic {settings.topic(CATALOG)}: {exc}", file=sys.stderr)
+        else:
+            if current.version != catalog.version:
+                print(f"tagengine: using catalog {current.version} put through the API "
+                      f"(not {catalog.version} named by the environment)", file=sys.stderr)
+            catalog = current
     engine = Engine(settings, catalog)
     print(
         f"tagengine worker: catalog {catalog.name} ({catalog.version}), "
@@ -120,6 +137,27 @@ def _catalog_check(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.file}: ok, catalog {catalog.name!r} version {catalog.version}: "
           f"{len(catalog.dimensions)} dimensions, {len(catalog.tags)} tags")
+    return 0
+
+
+def _catalog_dry_run(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    if _catalog(args.file) is None:
+        return 1
+    url = (args.url or f"http://localhost:{Settings.from_env().web_port}").rstrip("/") + "/catalog/dry-run"
+    request = urllib.request.Request(url, data=args.file.read_bytes(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            answer = orjson.loads(response.read())
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"tagengine: no engine answered at {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"catalog {answer['version']} against {answer['customers']} customers:")
+    print(f"{'tag':<28}{'enter':>10}{'leave':>10}")
+    for tag, moves in answer["tags"].items():
+        print(f"{tag:<28}{moves['enter']:>10}{moves['leave']:>10}")
     return 0
 
 

@@ -51,7 +51,16 @@ class Metrics:
         self.pending_deadlines = Gauge(
             "tagengine_pending_deadlines", "Customers of this worker's partitions with a deadline", registry=r
         )
-        self.customers = Gauge("tagengine_customers_written", "Customer states written in total", registry=r)
+        self.customers = Gauge(
+            "tagengine_customers", "Customers in this worker's partitions (at the last re-index)", registry=r
+        )
+        self.catalog_switches = Counter("tagengine_catalog_switches", "Catalog changes applied", registry=r)
+        self.reevaluated = Counter(
+            "tagengine_catalog_reevaluated", "Customers re-evaluated under a new catalog", registry=r
+        )
+        self.stale_customers = Gauge(
+            "tagengine_catalog_stale_customers", "Customers still to re-evaluate under the new catalog", registry=r
+        )
 
     def count_outputs(self, changes: list[TagChange], tasks: list[Task]) -> None:
         for change in changes:

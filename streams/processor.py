@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from aiokafka.partitioner import murmur2
 
 from rules.catalog import Catalog
-from rules.engine import TagChange, Task, fire_deadlines, process_event
+from rules.engine import Result, TagChange, Task, fire_deadlines, process_event, reevaluate
 from state.codec import decode_state, encode_state
 from state.customer import CustomerState, Outcome
 from state.deadlines import DeadlineIndex
@@ -29,6 +29,7 @@ TICKS = "deadline-ticks"
 through Kafka gives the firing a current event of the right partition, so its table writes and
 changelog records land where recovery will look for them, and are committed like any event."""
 _DEADLINE = re.compile(rb'"nd":(\d+)')
+_CATALOG_VERSION = re.compile(rb'"cv":"([^"]*)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class Batch:
     duplicates: int = 0
     fire_delays: list[int] = field(default_factory=list)  # microseconds late, per deadline fired
     ticked: set[int] = field(default_factory=set)  # partitions whose tick this batch handled
+    reevaluated: int = 0  # customers re-evaluated under a new catalog
 
 
 def deadline_of(encoded: bytes) -> int | None:
@@ -62,6 +64,11 @@ def deadline_of(encoded: bytes) -> int | None:
     rebuilding the index of a million customers reads only this field."""
     match = _DEADLINE.search(encoded)
     return int(match.group(1)) if match else None
+
+
+def _catalog_version_of(encoded: bytes) -> bytes | None:
+    match = _CATALOG_VERSION.search(encoded)
+    return match.group(1) if match else None
 
 
 def partition_for(customer_id: str, partitions: int) -> int:
@@ -89,12 +96,14 @@ class BatchProcessor:
         self.load = load
         self.timer_batch = timer_batch
         self.deadlines: dict[int, DeadlineIndex] = {}  # partition -> its customers' deadlines
+        # partition -> customers still to re-evaluate under a new catalog, consumed by ticks
+        self.stale: dict[int, list[str]] = {}
 
     def process(self, records: Iterable[Record], now: int) -> Batch:
         run = _Run(self, Batch(), now)
         for record in records:
             if record.topic == TICKS:
-                run.fire_due(record.partition)
+                run.tick(record.partition)
             else:
                 run.apply(record)
         for customer_id, state in run.states.items():
@@ -103,19 +112,31 @@ class BatchProcessor:
             self.deadlines.setdefault(home, DeadlineIndex()).set(customer_id, state.next_deadline)
         return run.batch
 
-    def rebuild_deadlines(self, partitions: set[int], customers: Iterable[tuple[bytes, bytes]]) -> int:
-        """Index the deadlines of the given partitions' customers, from (key, state) pairs.
+    def rebuild(self, partitions: set[int], customers: Iterable[tuple[bytes, bytes]]) -> int:
+        """Index the given partitions' customers, from (key, encoded state) pairs: their
+        deadlines, and which of them an earlier catalog evaluated (to re-evaluate).
 
-        Called when partitions are assigned, once the table is recovered. Returns how many
-        customers have a deadline.
+        Called when partitions are assigned, once the table is recovered, and when the catalog
+        changes. Reads two fields of each state, not the whole state. Returns how many customers.
         """
         self.deadlines = {p: DeadlineIndex() for p in partitions}
+        self.stale = {p: [] for p in partitions}
+        version = self.catalog.version.encode()
+        count = 0
         for key, encoded in customers:
             customer_id = key.decode()
-            index = self.deadlines.get(partition_for(customer_id, self.partitions))
-            if index is not None:
-                index.set(customer_id, deadline_of(encoded))
-        return sum(len(index) for index in self.deadlines.values())
+            partition = partition_for(customer_id, self.partitions)
+            index = self.deadlines.get(partition)
+            if index is None:
+                continue
+            count += 1
+            index.set(customer_id, deadline_of(encoded))
+            if _catalog_version_of(encoded) != version:
+                self.stale[partition].append(customer_id)
+        return count
+
+    def stale_count(self) -> int:
+        return sum(len(customers) for customers in self.stale.values())
 
     def _load_state(self, partition: int, customer_id: str) -> CustomerState | None:
         encoded = self.load(partition, customer_id)
@@ -146,7 +167,7 @@ class _Run:
             # state across partitions, so it goes to the partition that owns the customer.
             batch.reroutes.append((record, event.customer_id, home))
             return
-        state = self.states.get(event.customer_id) or self.processor._load_state(home, event.customer_id)
+        state = self._current(home, event.customer_id)
         known = state is not None
         state = state or CustomerState(event.customer_id)
         result = process_event(self.processor.catalog, state, event, now)
@@ -162,22 +183,38 @@ class _Run:
             self.states[event.customer_id] = state
             self.homes[event.customer_id] = home
 
-    def fire_due(self, partition: int) -> None:
-        """A tick: fire the partition's due deadlines, oldest first, at most a timer batch."""
+    def tick(self, partition: int) -> None:
+        """A tick: fire the partition's due deadlines, oldest first, then re-evaluate customers
+        a previous catalog evaluated; at most a timer batch of each."""
         index = self.processor.deadlines.get(partition)
         if index is None:
             return  # not (yet) indexed here: the tick came before the rebuild, a later one will do
-        for deadline, customer_id in index.pop_due(self.now, self.processor.timer_batch):
-            state = self.states.get(customer_id) or self.processor._load_state(partition, customer_id)
-            if state is None:
-                continue
-            result = fire_deadlines(self.processor.catalog, state, self.now)
-            self.batch.fire_delays.append(self.now - deadline)
-            self.batch.changes += result.changes
-            self.batch.tasks += result.tasks
-            self.states[customer_id] = state
-            self.homes[customer_id] = partition
+        limit = self.processor.timer_batch
+        for deadline, customer_id in index.pop_due(self.now, limit):
+            state = self._current(partition, customer_id)
+            if state is not None:
+                self._keep(partition, state, fire_deadlines(self.processor.catalog, state, self.now))
+                self.batch.fire_delays.append(self.now - deadline)
+        stale = self.processor.stale.get(partition, [])
+        for customer_id in stale[-limit:]:
+            self._current(partition, customer_id)  # re-evaluates it if a previous catalog did
+        del stale[-limit:]
         self.batch.ticked.add(partition)
+
+    def _current(self, partition: int, customer_id: str) -> CustomerState | None:
+        """The customer's state, re-evaluated first if a previous catalog evaluated it."""
+        state = self.states.get(customer_id) or self.processor._load_state(partition, customer_id)
+        catalog = self.processor.catalog
+        if state is not None and state.catalog_version not in ("", catalog.version):
+            self._keep(partition, state, reevaluate(catalog, state, self.now))
+            self.batch.reevaluated += 1
+        return state
+
+    def _keep(self, partition: int, state: CustomerState, result: Result) -> None:
+        self.batch.changes += result.changes
+        self.batch.tasks += result.tasks
+        self.states[state.customer_id] = state
+        self.homes[state.customer_id] = partition
 
     def _dead_letter(self, record: Record, reason: str, message: str) -> DeadLetter:
         return DeadLetter(

@@ -24,6 +24,8 @@ class Settings:
     partitions: int = 8
     web_port: int = 6066
     web_host: str = "0.0.0.0"
+    # How other workers reach this one's HTTP API, for forwarded requests.
+    advertised_url: str | None = None
     admin_token: str | None = field(default=None, repr=False)
     topic_prefix: str = ""
     store: str = "rocksdb"  # or "memory" (tests)
@@ -64,6 +66,7 @@ class Settings:
             web_port=_int(env, "TAGENGINE_WEB_PORT", d.web_port, minimum=0),
             web_host=env.get("TAGENGINE_WEB_HOST", d.web_host),
             admin_token=env.get("TAGENGINE_ADMIN_TOKEN") or None,
+            advertised_url=env.get("TAGENGINE_ADVERTISED_URL") or None,
             topic_prefix=env.get("TAGENGINE_TOPIC_PREFIX", ""),
             store=store,
             datadir=Path(env.get("TAGENGINE_DATADIR", str(d.datadir))),

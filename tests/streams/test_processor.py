@@ -83,7 +83,7 @@ def test_the_index_is_rebuilt_from_the_table_for_owned_partitions_only() -> None
     table.write(engine.process([login(c, f"e-{c}") for c in "abcdefgh"], NOW).states)
     owned = {partition_for("a", PARTITIONS)}
     fresh = processor(table)
-    count = fresh.rebuild_deadlines(owned, ((c.encode(), v) for (_, c), v in table.items()))
+    count = fresh.rebuild(owned, ((c.encode(), v) for (_, c), v in table.items()))
     expected = sum(1 for c in "abcdefgh" if partition_for(c, PARTITIONS) in owned)
     assert count == expected and set(fresh.deadlines) == owned
     assert all(deadline_of(v) == NOW + 30 * DAY for v in table.values())
