@@ -239,7 +239,7 @@ def _local_states(engine: Engine) -> Iterator[CustomerState]:
 def _local_tag_counts(engine: Engine) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for state in _local_states(engine):
-        counts.update(state.tags)
+        counts.update(state.tags.keys())
     return dict(counts)
 
 

@@ -59,8 +59,16 @@ class Worker:
         return self
 
     def get(self, path: str) -> tuple[int, bytes]:
+        return self.request("GET", path)
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=body, method=method, headers=headers or {}
+        )
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
@@ -106,13 +114,15 @@ class Worker:
 
 def worker_env(kafka: str, prefix: str, folder: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAGENGINE_")}
+    port = free_port()
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=kafka,
         REDIS_URL="none",
         TAGENGINE_TOPIC_PREFIX=prefix,
         TAGENGINE_APP_ID=prefix.rstrip("-"),
         TAGENGINE_PARTITIONS="4",
-        TAGENGINE_WEB_PORT=str(free_port()),
+        TAGENGINE_WEB_PORT=str(port),
+        TAGENGINE_ADVERTISED_URL=f"http://127.0.0.1:{port}",
         TAGENGINE_STORE="rocksdb",
         TAGENGINE_DATADIR=str(folder / "data"),
         TAGENGINE_BATCH_SECONDS="0.02",
