@@ -194,8 +194,22 @@ class Engine:
         )
 
     def update_gauges(self) -> None:
-        self.metrics.stale_customers.set(self.processor.stale_count())
-        self.metrics.pending_deadlines.set(sum(len(index) for index in self.processor.deadlines.values()))
+        """Gauges read at scrape time: lag per input partition, pending work."""
+        m = self.metrics
+        m.stale_customers.set(self.processor.stale_count())
+        m.pending_deadlines.set(sum(len(index) for index in self.processor.deadlines.values()))
+        m.consumer_lag.clear()  # partitions this worker no longer owns must disappear
+        consumer = self.app.consumer
+        read_offsets = consumer._read_offset  # type: ignore[attr-defined]  # Faust has no public "position"
+        for tp in consumer.assignment():
+            if tp.topic not in self.logical:
+                continue
+            end = consumer.highwater(tp)
+            if end is None:
+                continue
+            read = read_offsets.get(tp)
+            behind = end - (read + 1 if read is not None else 0)
+            m.consumer_lag.labels(self.logical[tp.topic], str(tp.partition)).set(max(0, behind))
 
     async def _follow_catalog(self) -> None:
         topic = self.settings.topic(CATALOG)

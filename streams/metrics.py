@@ -42,6 +42,9 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        self.consumer_lag = Gauge(
+            "tagengine_consumer_lag", "Records not yet read, per input partition", ["topic", "partition"], registry=r
+        )
         self.fire_delay = Histogram(
             "tagengine_deadline_fire_delay_seconds",
             "How late a deadline fired: fired at minus the deadline",

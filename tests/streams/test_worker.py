@@ -126,6 +126,16 @@ async def test_invalid_records_go_to_dead_letters_and_processing_goes_on(pipelin
     assert all({"partition", "offset", "error", "received_at"} <= m.keys() for m in dead.messages)
     # The refund of an unknown order made nobody known, but the valid login did.
     assert moves(changes.messages, "bob") == [("lifecycle", None, "prospect"), ("activity", None, "active")]
+    _, metrics = pipeline.worker.get("/metrics")
+    for line in (
+        b'tagengine_invalid_events_total{reason="malformed_json"} 2.0',
+        b'tagengine_invalid_events_total{reason="refund_unknown_order"} 1.0',
+        b'tagengine_events_in_total{topic="logins"} 4.0',
+        b'tagengine_events_applied_total{topic="logins"} 1.0',
+        b'tagengine_tag_changes_total{dimension="activity",tag="active",trigger="event"} 1.0',
+    ):
+        assert line in metrics, line
+    assert b'tagengine_consumer_lag{partition="0",topic="logins"} 0.0' in metrics
 
 
 async def test_a_redelivered_event_does_not_count_twice(pipeline: Pipeline) -> None:
