@@ -1,0 +1,39 @@
+# tagengine worker image: `docker build -t tagengine .`, then `docker run tagengine worker`
+# (or `generate`, `watch`, `replay`, `catalog check`), configured by the environment
+# (README.md, "Configuration").
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Dependencies first, so that a change of the code does not reinstall them. Every dependency
+# (faust-streaming[rocksdict], aiokafka, orjson, ...) installs from a wheel: no compiler needed.
+WORKDIR /src
+COPY pyproject.toml README.md ./
+RUN python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install --prefer-binary -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+COPY connectors ./connectors
+COPY rules ./rules
+COPY state ./state
+COPY streams ./streams
+RUN pip install --no-deps . \
+    && cd / && rm -rf /src
+
+# An unprivileged user; /data is the worker's state (TAGENGINE_DATADIR), owned by that user so
+# that a named volume mounted there is too.
+RUN useradd --create-home --uid 10001 tagengine \
+    && mkdir -p /data \
+    && chown tagengine:tagengine /data
+USER tagengine
+WORKDIR /home/tagengine
+ENV TAGENGINE_DATADIR=/data \
+    TAGENGINE_WEB_PORT=6066
+VOLUME ["/data"]
+EXPOSE 6066
+
+ENTRYPOINT ["tagengine"]
+CMD ["worker"]
