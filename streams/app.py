@@ -24,6 +24,7 @@ from faust.streams import _current_event
 
 from connectors.catalog_feed import follow_catalog, publish_catalog
 from connectors.kafka_admin import CATALOG, OUTPUT_TOPICS
+from connectors.redis_projection import RedisProjection, Snapshot
 from rules.catalog import Catalog, parse_catalog
 from state.events import TOPICS
 from streams.messages import change_message, dumps, task_message
@@ -90,11 +91,16 @@ class Engine:
         self._ticks_in_flight: dict[int, float] = {}  # partition -> when its tick was sent
         self._owned: set[int] = set()
         self._fired_since_report = 0
+        self._projection_errors_seen = 0
         self._last_report = time.monotonic()
         self.app.agent(self.inputs, name="tagger")(self._agent)
         self.app.timer(settings.timer_interval, name="deadlines")(self._timer)
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]  # mode types it too narrowly
         self.app.task(self._follow_catalog)
+        self.projection = RedisProjection(settings.redis_url) if settings.redis_url else None
+        if self.projection is not None:
+            self.app.task(self._start_projection)
+            self.app.on_before_shutdown.connect(self._stop_projection)  # type: ignore[arg-type]
         add_views(self)
 
     # -- the agent --
@@ -121,6 +127,9 @@ class Engine:
                 for customer_id, encoded in states.items():
                     self.table[customer_id.encode()] = encoded
         self._publish(batch, now)
+        if self.projection is not None:
+            for state in batch.changed:  # seq only moves with a tag change: nothing else to project
+                self.projection.offer(Snapshot.of(state))
         self._count(batch, events, started)
         for partition in batch.ticked:
             self._ticks_in_flight.pop(partition, None)
@@ -145,7 +154,6 @@ class Engine:
 
     async def _timer(self) -> None:
         self.send_ticks(_now())
-        self.metrics.stale_customers.set(self.processor.stale_count())
 
     def send_ticks(self, now: int) -> None:
         """Ask the owner of each partition with due deadlines to fire them (one tick in flight)."""
@@ -185,6 +193,16 @@ class Engine:
         )
         self.send_ticks(now)
 
+    # -- Redis projection --
+
+    async def _start_projection(self) -> None:
+        assert self.projection is not None
+        self.projection.start()
+
+    async def _stop_projection(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assert self.projection is not None
+        await self.projection.close()
+
     # -- catalog changes --
 
     async def publish_catalog(self, data: bytes) -> None:
@@ -198,6 +216,11 @@ class Engine:
         m = self.metrics
         m.stale_customers.set(self.processor.stale_count())
         m.pending_deadlines.set(sum(len(index) for index in self.processor.deadlines.values()))
+        if self.projection is not None:
+            m.projection_lag.set(self.projection.lag_seconds())
+            m.projection_pending.set(self.projection.pending())
+            m.projection_errors.inc(max(0, self.projection.errors - self._projection_errors_seen))
+            self._projection_errors_seen = self.projection.errors
         m.consumer_lag.clear()  # partitions this worker no longer owns must disappear
         consumer = self.app.consumer
         read_offsets = consumer._read_offset  # type: ignore[attr-defined]  # Faust has no public "position"

@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--history-days", type=float, default=0, help="back-date events up to this many days")
     generate.set_defaults(run=_generate)
 
+    sync = commands.add_parser("redis-sync", help="rebuild the Redis projection from the engine's state")
+    sync.add_argument("--delete-missing", action="store_true",
+                      help="also delete customers Redis has but the state has not (stop the workers first)")
+    sync.set_defaults(run=_redis_sync)
+
     watch = commands.add_parser("watch", help="print tag changes and tasks as they are published")
     watch.add_argument("--from-beginning", action="store_true")
     watch.set_defaults(run=_watch)
@@ -270,6 +275,30 @@ def _generate(args: argparse.Namespace) -> int:
             args.history_days,
         )
     )
+    return 0
+
+
+def _redis_sync(args: argparse.Namespace) -> int:
+    from connectors.changelog import changelog_topic, read_changelog
+    from connectors.redis_projection import rebuild
+    from streams.app import TABLE, kafka_options
+
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        print("tagengine redis-sync: REDIS_URL is 'none': there is no projection to rebuild", file=sys.stderr)
+        return 2
+    topic = changelog_topic(settings.app_id, TABLE)
+
+    def report(read: int, total: int) -> None:
+        print(f"\rread {read} of about {total} state records", end="", file=sys.stderr, flush=True)
+
+    records = read_changelog(settings.kafka_bootstrap_servers, topic, report, **kafka_options(settings))
+    try:
+        count = asyncio.run(rebuild(settings.redis_url, records, delete_missing=args.delete_missing))
+    except LookupError as exc:
+        print(f"\ntagengine redis-sync: {exc}", file=sys.stderr)
+        return 1
+    print(f"\nwrote the tags of {count} customer states to Redis", file=sys.stderr)
     return 0
 
 

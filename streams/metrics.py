@@ -45,6 +45,15 @@ class Metrics:
         self.consumer_lag = Gauge(
             "tagengine_consumer_lag", "Records not yet read, per input partition", ["topic", "partition"], registry=r
         )
+        self.projection_lag = Gauge(
+            "tagengine_projection_lag_seconds", "Age of the oldest tag change not yet in Redis", registry=r
+        )
+        self.projection_pending = Gauge(
+            "tagengine_projection_pending", "Customers whose latest tags are not yet in Redis", registry=r
+        )
+        self.projection_errors = Counter(
+            "tagengine_projection_errors", "Failed writes to Redis (retried)", registry=r
+        )
         self.fire_delay = Histogram(
             "tagengine_deadline_fire_delay_seconds",
             "How late a deadline fired: fired at minus the deadline",

@@ -57,6 +57,7 @@ class Batch:
     fire_delays: list[int] = field(default_factory=list)  # microseconds late, per deadline fired
     ticked: set[int] = field(default_factory=set)  # partitions whose tick this batch handled
     reevaluated: int = 0  # customers re-evaluated under a new catalog
+    changed: list[CustomerState] = field(default_factory=list)  # customers whose tags changed
 
 
 def deadline_of(encoded: bytes) -> int | None:
@@ -106,7 +107,10 @@ class BatchProcessor:
                 run.tick(record.partition)
             else:
                 run.apply(record)
+        changed = {change.customer_id for change in run.batch.changes}
         for customer_id, state in run.states.items():
+            if customer_id in changed:
+                run.batch.changed.append(state)
             home = run.homes[customer_id]
             run.batch.states.setdefault(home, {})[customer_id] = encode_state(state)
             self.deadlines.setdefault(home, DeadlineIndex()).set(customer_id, state.next_deadline)

@@ -1,0 +1,166 @@
+"""The Redis projection of a live worker: it follows the state, survives Redis going away, and
+``tagengine redis-sync`` rebuilds it from the changelog."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from state.times import format_timestamp
+from tests.conftest import Services
+from tests.streams.harness import ROOT, Collector, Worker, free_port, produce, unique_name, worker_env
+
+pytestmark = pytest.mark.integration
+
+
+class RedisServer:
+    """A private redis-server that can be stopped and started again with its data (AOF)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def worker(services: Services, redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Worker]:
+    env = worker_env(services.kafka, unique_name() + "-", tmp_path / "w", REDIS_URL=redis_server.url)
+    process = Worker(env, tmp_path / "w").start()
+    try:
+        await process.ready()
+        yield process
+    finally:
+        process.stop()
+
+
+async def orders(worker: Worker, customers: list[str], start: int) -> None:
+    now = format_timestamp(time.time_ns() // 1000)
+    prefix = worker.env["TAGENGINE_TOPIC_PREFIX"]
+    await produce(worker.env["KAFKA_BOOTSTRAP_SERVERS"], [
+        (prefix + "orders", c.encode(), orjson.dumps({
+            "event_id": f"{c}-{start}", "customer_id": c, "occurred_at": now, "order_id": f"{c}-{start}",
+            "amount": "1500", "status": "paid"}))
+        for c in customers
+    ])
+
+
+async def engine_view(worker: Worker, customers: list[str]) -> dict[str, dict[str, object]]:
+    view = {}
+    for customer in customers:
+        document = await asyncio.to_thread(worker.customer, customer)
+        assert document is not None, customer
+        view[customer] = document["tags"]  # type: ignore[assignment]
+    return view
+
+
+async def redis_view(url: str, customers: list[str]) -> dict[str, dict[str, object]]:
+    client = aioredis.from_url(url)
+    try:
+        view = {}
+        for customer in customers:
+            fields = await client.hgetall(f"tagengine:customer:{customer}")
+            view[customer] = {k.decode(): orjson.loads(v) for k, v in fields.items()}
+        return view
+    finally:
+        await client.aclose()
+
+
+async def converge(worker: Worker, url: str, customers: list[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        expected = await engine_view(worker, customers)
+        try:
+            if await redis_view(url, customers) == expected:
+                return
+        except (ConnectionError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("the Redis projection did not converge to the engine's state")
+        await asyncio.sleep(0.2)
+
+
+async def test_projection_follows_the_state_and_catches_up_after_redis_comes_back(
+    worker: Worker, redis_server: RedisServer
+) -> None:
+    customers = [f"p{n:02d}" for n in range(30)]
+    prefix = worker.env["TAGENGINE_TOPIC_PREFIX"]
+    async with Collector(worker.env["KAFKA_BOOTSTRAP_SERVERS"], prefix + "tag-changes") as changes:
+        await orders(worker, customers, 1)
+        await changes.wait_for(lambda m: len(m) >= 3 * 30, what="new, active, standard")
+        await converge(worker, redis_server.url, customers)
+
+        redis_server.stop()
+        await orders(worker, customers, 2)  # 3000 over 180 days: potential_high_value
+        await changes.wait_for(lambda m: sum(c["to"] == "potential_high_value" for c in m) == 30, what="upgrades")
+        _, metrics = await asyncio.to_thread(worker.get, "/metrics")
+        assert b"tagengine_projection_pending 30.0" in metrics  # held, not lost, while Redis is away
+
+        redis_server.start()
+        await converge(worker, redis_server.url, customers)
+    members = await _members(redis_server.url, "potential_high_value")
+    assert members == set(customers)
+
+
+async def test_redis_sync_rebuilds_the_projection_from_the_changelog(
+    worker: Worker, redis_server: RedisServer
+) -> None:
+    customers = [f"s{n:02d}" for n in range(20)]
+    prefix = worker.env["TAGENGINE_TOPIC_PREFIX"]
+    async with Collector(worker.env["KAFKA_BOOTSTRAP_SERVERS"], prefix + "tag-changes") as changes:
+        await orders(worker, customers, 1)
+        await changes.wait_for(lambda m: len(m) >= 3 * 20, what="20 customers tagged")
+    await converge(worker, redis_server.url, customers)
+    client = aioredis.from_url(redis_server.url)
+    await client.flushall()
+    await client.aclose()
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "streams.cli", "redis-sync"], env=worker.env, cwd=ROOT,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote the tags of" in result.stderr
+    assert await redis_view(redis_server.url, customers) == await engine_view(worker, customers)
+    assert await _members(redis_server.url, "new") == set(customers)
+
+
+async def _members(url: str, tag: str) -> set[str]:
+    client = aioredis.from_url(url)
+    try:
+        return {m.decode() for m in await client.smembers(f"tagengine:tag:{tag}")}
+    finally:
+        await client.aclose()
