@@ -18,7 +18,8 @@ cleanup() {
   wait 2>/dev/null || true
   echo "stopped the worker and the generator (Kafka and Redis keep running: make stop)"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 echo "starting the worker (log: $RUN/worker.log)..."
 $BIN/tagengine worker >"$RUN/worker.log" 2>&1 &
@@ -35,7 +36,8 @@ pids+=($!)
 cat <<INFO
 
   worker ready: http://127.0.0.1:$TAGENGINE_WEB_PORT/health
-  a customer:   curl http://127.0.0.1:$TAGENGINE_WEB_PORT/customers/c0000001
+  customers:    curl "http://127.0.0.1:$TAGENGINE_WEB_PORT/tags/active/customers?limit=5"
+  a customer:   curl http://127.0.0.1:$TAGENGINE_WEB_PORT/customers/<one of them>
   metrics:      curl http://127.0.0.1:$TAGENGINE_WEB_PORT/metrics
   demo events:  20/s over 300 customers ($RUN/generator.log)
 
