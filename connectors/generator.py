@@ -63,7 +63,10 @@ def demo_events(
     while True:
         counter += 1
         clock = clock + step if step else (time.time_ns() // 1000 if start is None else clock)
-        person = people[int(rng.paretovariate(1.2)) % len(people)] if rng.random() < 0.5 else rng.choice(people)
+        # Some customers are much busier than others, as in real shops: a tenth of the events go to
+        # the busiest 1% of customers, the rest spread evenly.
+        hot = max(1, len(people) // 100)
+        person = people[rng.randrange(hot)] if rng.random() < 0.1 else rng.choice(people)
         at = clock - (rng.randrange(history) if history else 0)
         roll = rng.random()
         if last is not None and roll < broken / 3:

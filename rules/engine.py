@@ -138,10 +138,6 @@ def next_deadline(catalog: Catalog, state: CustomerState, now: int) -> int | Non
     return min(candidates) if candidates else None
 
 
-def held_tags(state: CustomerState, dimension: str) -> list[str]:
-    return sorted(tag for tag, held in state.tags.items() if held.dimension == dimension)
-
-
 def _evaluate(
     catalog: Catalog,
     state: CustomerState,
@@ -153,8 +149,11 @@ def _evaluate(
 ) -> None:
     decided, ctx = decide_tags(catalog, state, now)
     moves: list[tuple[str, str | None, str | None]] = []
+    holding: dict[str, list[str]] = {}
+    for tag, held_tag in sorted(state.tags.items()):
+        holding.setdefault(held_tag.dimension, []).append(tag)
     for dimension in catalog.dimensions:
-        held = held_tags(state, dimension.name)
+        held = holding.get(dimension.name, [])
         value = decided[dimension.name]
         if dimension.exclusive:
             target = value if isinstance(value, str) else None

