@@ -24,6 +24,7 @@ from faust.streams import _current_event
 
 from connectors.catalog_feed import follow_catalog, publish_catalog
 from connectors.kafka_admin import CATALOG, OUTPUT_TOPICS
+from connectors.publisher import Publisher
 from connectors.redis_projection import RedisProjection, Snapshot
 from rules.catalog import Catalog, parse_catalog
 from state.events import TOPICS
@@ -78,10 +79,6 @@ class Engine:
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.logical = {settings.topic(name): name for name in (*TOPICS, TICKS)}
         self.inputs = self.app.topic(*self.logical, partitions=settings.partitions, **raw)
-        self.outputs = {
-            name: self.app.topic(settings.topic(name), partitions=settings.partitions, **raw)
-            for name in OUTPUT_TOPICS
-        }
         self.table = self.app.Table(TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
         self.ticks = self.app.topic(settings.topic(TICKS), partitions=settings.partitions, **raw)
         self.processor = BatchProcessor(
@@ -107,10 +104,11 @@ class Engine:
 
     async def _agent(self, stream: Any) -> None:
         async for events in stream.take_events(self.settings.batch_size, self.settings.batch_seconds):
-            self.handle(events)
+            await self.handle(events)
 
-    def handle(self, events: Sequence[Event]) -> Batch:
-        """Process one batch: synchronous on purpose, so no other coroutine interleaves."""
+    async def handle(self, events: Sequence[Event]) -> Batch:
+        """Process one batch. Everything up to the table writes is synchronous on purpose, so no
+        other coroutine sees a customer half-updated; then the outputs go to the producer."""
         started = time.perf_counter()
         now = _now()
         records = []
@@ -129,7 +127,7 @@ class Engine:
             with self._on_partition(partition):
                 for customer_id, encoded in states.items():
                     self.table[customer_id.encode()] = encoded
-        self._publish(batch, now)
+        await self._publish(batch, now)
         if self.projection is not None:
             for state in batch.changed:  # seq only moves with a tag change: nothing else to project
                 self.projection.offer(Snapshot.of(state))
@@ -266,17 +264,18 @@ class Engine:
         """
         return _CurrentEvent(self._partition_events[partition])
 
-    def _publish(self, batch: Batch, now: int) -> None:
-        changes, tasks, dead = (self.outputs[name] for name in OUTPUT_TOPICS)
+    async def _publish(self, batch: Batch, now: int) -> None:
+        changes, tasks, dead = (self.settings.topic(name) for name in OUTPUT_TOPICS)
+        publisher = Publisher(self.app.producer._producer)  # type: ignore[attr-defined]  # Faust's aiokafka producer
         for change in batch.changes:
-            changes.send_soon(key=change.customer_id.encode(), value=dumps(change_message(change, now)))
+            publisher.add(changes, change.customer_id.encode(), dumps(change_message(change, now)))
         for task in batch.tasks:
-            tasks.send_soon(key=task.customer_id.encode(), value=dumps(task_message(task)))
+            publisher.add(tasks, task.customer_id.encode(), dumps(task_message(task)))
         for letter in batch.dead_letters:
-            dead.send_soon(key=letter.key, value=dumps(letter.message()))
+            publisher.add(dead, letter.key, dumps(letter.message()))
         for record, customer_id, partition in batch.reroutes:
-            topic = self.app.topic(self.settings.topic(record.topic), key_serializer="raw", value_serializer="raw")
-            topic.send_soon(key=customer_id.encode(), value=record.value, partition=partition)
+            publisher.add(self.settings.topic(record.topic), customer_id.encode(), record.value or b"", partition)
+        await publisher.flush()
 
     def _count(self, batch: Batch, events: Sequence[Event], started: float) -> None:
         m = self.metrics
