@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from state.events import STAGES
-from state.times import DAY, SECOND, format_timestamp
+from state.times import DAY, SECOND, format_timestamp, wall_clock
 
 CHANNELS = ("web", "app", "mini_program", "store")
 REPS = tuple(f"rep-{n:02d}" for n in range(1, 13))
@@ -57,12 +57,12 @@ def demo_events(
     """
     rng = random.Random(seed)
     people = [_Customer(f"c{n:07d}") for n in range(1, customers + 1)]
-    clock = start if start is not None else time.time_ns() // 1000
+    clock = start if start is not None else wall_clock()
     counter = 0
     last: GeneratedRecord | None = None
     while True:
         counter += 1
-        clock = clock + step if step else (time.time_ns() // 1000 if start is None else clock)
+        clock = clock + step if step else (wall_clock() if start is None else clock)
         # Some customers are much busier than others, as in real shops: a tenth of the events go to
         # the busiest 1% of customers, the rest spread evenly.
         hot = max(1, len(people) // 100)

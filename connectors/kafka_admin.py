@@ -16,6 +16,9 @@ from state.events import TOPICS
 
 OUTPUT_TOPICS = ("tag-changes", "tasks", "dead-letters")
 TICKS = "deadline-ticks"
+"""Internal topic: a record on partition p asks the owner of p to fire its due deadlines. Going
+through Kafka gives the firing a current event of the right partition, so its table writes and
+changelog land where recovery will look for them, and are committed like any event."""
 CATALOG = "catalog"
 # Ticks are consumed within seconds and mean nothing an hour later; of catalogs only the latest
 # matters (compacted).

@@ -9,6 +9,7 @@ before it" compare unpredictably.
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
 SECOND = 1_000_000
@@ -19,6 +20,11 @@ DAY = 24 * HOUR
 _UNITS = {"s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def wall_clock() -> int:
+    """The wall clock in microseconds: "now" for live workers (replay's "now" is event time)."""
+    return time.time_ns() // 1000
 
 
 def parse_duration(text: str) -> int:

@@ -23,14 +23,15 @@ import faust
 from faust.streams import _current_event
 
 from connectors.catalog_feed import follow_catalog, publish_catalog
-from connectors.kafka_admin import CATALOG, OUTPUT_TOPICS
+from connectors.kafka_admin import CATALOG, OUTPUT_TOPICS, TICKS
 from connectors.publisher import Publisher
 from connectors.redis_projection import RedisProjection, Snapshot
 from rules.catalog import Catalog, parse_catalog
 from state.events import TOPICS
+from state.times import wall_clock
 from streams.messages import change_message, dumps, task_message
 from streams.metrics import Metrics
-from streams.processor import TICKS, Batch, BatchProcessor, Record
+from streams.processor import Batch, BatchProcessor, Record
 from streams.settings import Settings
 from streams.web import add_views
 
@@ -46,10 +47,6 @@ with a revoked partition)."""
 
 def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
-
-
-def _now() -> int:
-    return time.time_ns() // 1000
 
 
 class Engine:
@@ -110,7 +107,7 @@ class Engine:
         """Process one batch. Everything up to the table writes is synchronous on purpose, so no
         other coroutine sees a customer half-updated; then the outputs go to the producer."""
         started = time.perf_counter()
-        now = _now()
+        now = wall_clock()
         records = []
         self._partition_events = {}
         read: dict[str, int] = {}
@@ -154,7 +151,7 @@ class Engine:
     # -- deadlines --
 
     async def _timer(self) -> None:
-        self.send_ticks(_now())
+        self.send_ticks(wall_clock())
 
     def send_ticks(self, now: int) -> None:
         """Ask the owner of each partition with due deadlines to fire them (one tick in flight)."""
@@ -184,7 +181,7 @@ class Engine:
         started = time.perf_counter()
         count = self.processor.rebuild(self._owned, self.table.items())
         self._ticks_in_flight.clear()
-        now = _now()
+        now = wall_clock()
         overdue = sum(index.due_count(now) for index in self.processor.deadlines.values())
         stale = self.processor.stale_count()
         self.metrics.customers.set(count)

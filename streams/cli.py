@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, cast
@@ -17,7 +16,7 @@ from rules.engine import Result
 from rules.replay import Replay
 from state.customer import CustomerState
 from state.events import TOPICS, InvalidEvent, parse_event
-from state.times import parse_timestamp
+from state.times import parse_timestamp, wall_clock
 from streams.messages import change_message, dumps
 from streams.settings import Settings, SettingsError
 
@@ -205,7 +204,7 @@ def run_replay(
 ) -> Replay:
     """Feed replay input lines through the engine in event time, printing changes as JSON lines."""
     replay = Replay(catalog)
-    wall = time.time_ns() // 1000
+    wall = wall_clock()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

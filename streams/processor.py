@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from aiokafka.partitioner import murmur2
 
+from connectors.kafka_admin import TICKS
 from rules.catalog import Catalog
 from rules.engine import Result, TagChange, Task, fire_deadlines, process_event, reevaluate
 from state.codec import decode_state, encode_state
@@ -24,10 +25,6 @@ from state.deadlines import DeadlineIndex
 from state.events import InvalidEvent, parse_event
 from streams.messages import DeadLetter
 
-TICKS = "deadline-ticks"
-"""Internal topic: a record on partition p asks the owner of p to fire its due deadlines. Going
-through Kafka gives the firing a current event of the right partition, so its table writes and
-changelog records land where recovery will look for them, and are committed like any event."""
 _DEADLINE = re.compile(rb'"nd":(\d+)')
 _CATALOG_VERSION = re.compile(rb'"cv":"([^"]*)"')
 

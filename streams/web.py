@@ -8,7 +8,6 @@ worker of the group (``?local=1`` answers for one worker's partitions) and the a
 from __future__ import annotations
 
 import hmac
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -21,16 +20,12 @@ from rules.catalog import Catalog, CatalogError, parse_catalog
 from rules.engine import decide_tags
 from state.codec import decode_state
 from state.customer import CustomerState
-from state.times import format_timestamp
+from state.times import format_timestamp, wall_clock
 
 if TYPE_CHECKING:
     from streams.app import Engine
 
 MAX_PAGE = 1000
-
-
-def _now() -> int:
-    return time.time_ns() // 1000
 
 
 class EngineView(View):
@@ -62,7 +57,7 @@ class Customer(EngineView):
         encoded = engine.table.get(customer_id.encode())
         if not isinstance(encoded, bytes):
             return self.json({"error": f"unknown customer {customer_id!r}"}, status=404)
-        return self.json(customer_document(engine.catalog, decode_state(encoded), _now()))
+        return self.json(customer_document(engine.catalog, decode_state(encoded), wall_clock()))
 
 
 class Tags(EngineView):
@@ -121,7 +116,7 @@ class DryRun(EngineView):
             catalog = parse_catalog(body, "request")
         except CatalogError as exc:
             return self.json({"error": "invalid catalog", "problems": [str(p) for p in exc.problems]}, status=422)
-        local = dry_run(catalog, _local_states(self.engine), _now())
+        local = dry_run(catalog, _local_states(self.engine), wall_clock())
         if request.query.get("local"):
             return self.json(local)
         for peer in _peers(self.engine):

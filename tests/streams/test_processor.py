@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import orjson
 
+from connectors.kafka_admin import TICKS
 from rules.catalog import load_default_catalog
 from state.times import DAY, format_timestamp
-from streams.processor import TICKS, BatchProcessor, Record, deadline_of, partition_for
+from streams.processor import BatchProcessor, Record, deadline_of, partition_for
 
 PARTITIONS = 4
 NOW = 1_795_000_000_000_000
