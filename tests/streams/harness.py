@@ -112,6 +112,35 @@ class Worker:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+class Group:
+    """Workers of one engine (same topics and consumer group), each with its own data folder."""
+
+    def __init__(self, kafka: str, folder: Path, **env: str) -> None:
+        self.kafka = kafka
+        self.prefix = unique_name() + "-"
+        self.folder = folder
+        self.env = env
+        self.workers: list[Worker] = []
+
+    def start(self, name: str) -> Worker:
+        worker = Worker(worker_env(self.kafka, self.prefix, self.folder / name, **self.env), self.folder / name, name)
+        self.workers.append(worker.start())
+        return worker
+
+    def restart(self, worker: Worker, name: str) -> Worker:
+        """The same worker (same data folder and settings) started again after it stopped."""
+        again = Worker(worker.env, worker.folder, name=name).start()
+        self.workers.append(again)
+        return again
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
 def worker_env(kafka: str, prefix: str, folder: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAGENGINE_")}
     port = free_port()

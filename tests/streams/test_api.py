@@ -12,7 +12,7 @@ import pytest
 
 from state.times import format_timestamp
 from tests.conftest import Services
-from tests.streams.harness import Collector, Worker, produce, unique_name, worker_env
+from tests.streams.harness import Collector, Group, Worker, produce
 
 pytestmark = pytest.mark.integration
 
@@ -36,21 +36,11 @@ dimensions:
 """
 
 
-class Group:
+class Shop(Group):
+    """Workers with the admin token set, and a way to send orders."""
+
     def __init__(self, services: Services, folder: Path) -> None:
-        self.kafka = services.kafka
-        self.prefix = unique_name() + "-"
-        self.folder = folder
-        self.workers: list[Worker] = []
-
-    def start(self, name: str, **extra: str) -> Worker:
-        env = worker_env(self.kafka, self.prefix, self.folder / name, TAGENGINE_ADMIN_TOKEN=TOKEN, **extra)
-        worker = Worker(env, self.folder / name, name=name).start()
-        self.workers.append(worker)
-        return worker
-
-    def topic(self, name: str) -> str:
-        return self.prefix + name
+        super().__init__(services.kafka, folder, TAGENGINE_ADMIN_TOKEN=TOKEN)
 
     async def orders(self, customers: list[str], per_customer: int = 1) -> None:
         now = format_timestamp(time.time_ns() // 1000)
@@ -63,13 +53,12 @@ class Group:
 
 
 @pytest.fixture
-async def group(services: Services, tmp_path: Path) -> AsyncIterator[Group]:
-    engines = Group(services, tmp_path)
+async def group(services: Services, tmp_path: Path) -> AsyncIterator[Shop]:
+    engines = Shop(services, tmp_path)
     try:
         yield engines
     finally:
-        for worker in engines.workers:
-            worker.stop()
+        engines.stop()
 
 
 async def call(worker: Worker, method: str, path: str, body: bytes | None = None,
@@ -88,7 +77,7 @@ async def until(condition, timeout: float = 60, what: str = ""):  # type: ignore
     raise AssertionError(f"not reached in {timeout} s: {what}")
 
 
-async def test_catalog_changes_need_the_admin_token(group: Group) -> None:
+async def test_catalog_changes_need_the_admin_token(group: Shop) -> None:
     worker = group.start("w1")
     await worker.ready()
     assert (await call(worker, "PUT", "/catalog", NEW_CATALOG))[0] == 401
@@ -100,18 +89,17 @@ async def test_catalog_changes_need_the_admin_token(group: Group) -> None:
 
 
 async def test_catalog_changes_are_refused_when_no_token_is_configured(services: Services, tmp_path: Path) -> None:
-    group = Group(services, tmp_path)
-    env = worker_env(group.kafka, group.prefix, tmp_path / "w")
-    worker = Worker(env, tmp_path / "w").start()
+    group = Group(services.kafka, tmp_path)
+    worker = group.start("w")
     try:
         await worker.ready()
         status, answer = await call(worker, "PUT", "/catalog", NEW_CATALOG, {"Authorization": "Bearer "})
         assert status == 403 and "TAGENGINE_ADMIN_TOKEN" in str(answer["error"])
     finally:
-        worker.stop()
+        group.stop()
 
 
-async def test_dry_run_counts_match_what_the_catalog_change_then_does(group: Group) -> None:
+async def test_dry_run_counts_match_what_the_catalog_change_then_does(group: Shop) -> None:
     first, second = group.start("w1"), group.start("w2")
     await first.ready()
     await second.ready()
@@ -147,7 +135,7 @@ async def _catalog_is(worker: Worker, version: object) -> bool:
     return (await call(worker, "GET", "/catalog"))[1]["version"] == version
 
 
-async def test_any_worker_answers_for_any_customer_and_tags_count_everyone(group: Group) -> None:
+async def test_any_worker_answers_for_any_customer_and_tags_count_everyone(group: Shop) -> None:
     first, second = group.start("w1"), group.start("w2")
     await first.ready()
     await second.ready()
@@ -166,7 +154,7 @@ async def test_any_worker_answers_for_any_customer_and_tags_count_everyone(group
     assert counts["new"] == 40 and counts["active"] == 40 and counts["mature"] == 0
 
 
-async def test_members_of_a_tag_page_through_every_customer_exactly_once(group: Group) -> None:
+async def test_members_of_a_tag_page_through_every_customer_exactly_once(group: Shop) -> None:
     first, second = group.start("w1"), group.start("w2")
     await first.ready()
     await second.ready()

@@ -20,7 +20,7 @@ from rules.catalog import load_catalog
 from state.times import SECOND, format_timestamp, parse_timestamp
 from streams.cli import run_replay
 from tests.conftest import Services
-from tests.streams.harness import Collector, Worker, produce, unique_name, worker_env
+from tests.streams.harness import Collector, Group, produce
 
 pytestmark = pytest.mark.integration
 
@@ -28,23 +28,11 @@ CATALOG = Path(__file__).parent / "catalogs" / "seconds.yaml"
 SILENT_AFTER = 4 * SECOND
 
 
-class Cluster:
-    """Workers of one engine (same topics and group), each with its own data folder."""
+class Cluster(Group):
+    """Workers with the seconds catalog, and a way to send logins."""
 
     def __init__(self, services: Services, folder: Path) -> None:
-        self.kafka = services.kafka
-        self.prefix = unique_name() + "-"
-        self.folder = folder
-        self.workers: list[Worker] = []
-
-    def worker(self, name: str) -> Worker:
-        env = worker_env(self.kafka, self.prefix, self.folder / name, TAGENGINE_CATALOG=str(CATALOG))
-        worker = Worker(env, self.folder / name, name=name).start()
-        self.workers.append(worker)
-        return worker
-
-    def topic(self, name: str) -> str:
-        return self.prefix + name
+        super().__init__(services.kafka, folder, TAGENGINE_CATALOG=str(CATALOG))
 
     async def logins(self, customers: list[str]) -> list[bytes]:
         """A login for each customer, now; returns the replay input lines."""
@@ -57,9 +45,6 @@ class Cluster:
         await produce(self.kafka, records)
         return lines
 
-    def stop(self) -> None:
-        for worker in self.workers:
-            worker.stop()
 
 
 @pytest.fixture
@@ -92,7 +77,7 @@ def assert_same_changes(live: list[dict[str, object]], reference: list[dict[str,
 
 
 async def test_active_becomes_silent_within_a_second_of_its_deadline_with_no_event(cluster: Cluster) -> None:
-    worker = cluster.worker("w1")
+    worker = cluster.start("w1")
     await worker.ready()
     async with Collector(cluster.kafka, cluster.topic("tag-changes")) as changes, \
             Collector(cluster.kafka, cluster.topic("tasks")) as tasks:
@@ -114,14 +99,13 @@ async def test_active_becomes_silent_within_a_second_of_its_deadline_with_no_eve
 
 async def test_a_killed_worker_fires_its_pending_deadlines_after_restart(cluster: Cluster) -> None:
     customers = [f"k{n}" for n in range(12)]
-    worker = cluster.worker("w1")
+    worker = cluster.start("w1")
     await worker.ready()
     async with Collector(cluster.kafka, cluster.topic("tag-changes")) as changes:
         lines = await cluster.logins(customers)
         await changes.wait_for(lambda m: len(m) >= len(customers), what="all active")
         worker.kill()  # deadlines pending, offsets probably not committed
-        restarted = Worker(worker.env, worker.folder, name="w1-restarted").start()
-        cluster.workers.append(restarted)
+        restarted = cluster.restart(worker, "w1-restarted")
         await restarted.ready()
         await changes.wait_for(lambda m: len(silent(m)) == len(customers), timeout=60, what="all silent")
     last_login = max(parse_timestamp(orjson.loads(line)["value"]["occurred_at"]) for line in lines)
@@ -130,7 +114,7 @@ async def test_a_killed_worker_fires_its_pending_deadlines_after_restart(cluster
 
 async def test_when_a_worker_dies_the_other_fires_the_deadlines_of_its_partitions(cluster: Cluster) -> None:
     customers = [f"m{n}" for n in range(16)]  # spread over all 4 partitions
-    first, second = cluster.worker("w1"), cluster.worker("w2")
+    first, second = cluster.start("w1"), cluster.start("w2")
     await first.ready()
     await second.ready()
     async with Collector(cluster.kafka, cluster.topic("tag-changes")) as changes:

@@ -1,0 +1,15 @@
+"""Benchmarks of the tag engine: ``python -m bench`` (``make bench``).
+
+One run measures, and prints as a summary table at the end:
+
+1. offline replay throughput over a cached one-million-event file, and the pure engine cost per
+   ``process_event`` / ``decide_tags`` call (``bench.replay``);
+2. the size of encoded customer states: the replay's final states and two constructed customers
+   (``bench.state_size``);
+3. a live ``tagengine worker`` on the local broker, events/s from first to last processed event
+   (``bench.live``);
+4. baselines on the same broker in the same run: raw aiokafka producer and consumer, and a plain
+   Faust agent with one table write per event (``bench.kafka``, ``bench.plain_agent``).
+
+Progress goes to stderr, figures to stdout.
+"""

@@ -1,0 +1,175 @@
+"""Live throughput: a Faust process on the local broker, fed with input produced beforehand.
+
+The input is in its topics before the process starts, so the process never waits for a producer;
+its rate is taken from its own counter (``/metrics``), polled from the first processed event to
+the last, which leaves start-up (topic metadata, group join, table recovery) out of the figure.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import ROOT, progress
+
+POLL_SECONDS = 0.1
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Child:
+    """A benchmark subprocess with its own log file; ``stop()`` is safe to call any number of times.
+
+    It runs in a session of its own, so a Ctrl-C at the terminal reaches only the benchmark, which
+    then stops its children in order (SIGTERM, then SIGKILL).
+    """
+
+    def __init__(self, name: str, module: str, args: list[str], env: dict[str, str], folder: Path) -> None:
+        self.name = name
+        self.log_path = folder / f"{name}.log"
+        self.port = free_port()
+        self.env = {**env, "PYTHONUNBUFFERED": "1"}
+        self.command = [sys.executable, "-m", module, *args]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Child:
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(self.command, env=self.env, cwd=ROOT, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far (Linux /proc)."""
+        if not self.alive():
+            return float("nan")
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+
+    def stop(self, grace: float = 30) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def metric_sum(port: int, name: str) -> float | None:
+    """Sum of all samples of a Prometheus counter (all label sets); None if the page is not up."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    events: int  # events counted between the first and the last poll
+    seconds: float
+    startup_seconds: float  # process start -> first processed event seen
+    cpu_cores: float  # CPU seconds of the process per wall second while processing
+    completed: bool
+    problem: str = ""  # why the measurement ended early: a time budget, a stall, an exit
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+
+class _Seen:
+    """What the polls of one process have seen so far."""
+
+    def __init__(self, child: Child, expected: int) -> None:
+        self.child = child
+        self.expected = expected
+        self.launched = self.last_change = self.last_report = time.monotonic()
+        self.first: tuple[float, float, float] | None = None  # (time, count, CPU seconds)
+        self.count = 0.0
+
+    def update(self, now: float, count: float) -> None:
+        if self.first is None:
+            self.first = (now, count, self.child.cpu_seconds())
+            progress(f"{self.child.name}: first events after {now - self.launched:.1f} s")
+        if count != self.count:
+            self.last_change, self.count = now, count
+        if self.first is not None and now - self.last_report >= 10:
+            self.last_report = now
+            rate = (count - self.first[1]) / max(now - self.first[0], 1e-9)
+            progress(f"{self.child.name}: {count:,.0f}/{self.expected:,} events, {rate:,.0f}/s so far")
+
+
+def _poll(seen: _Seen, metric: str, start_timeout: float, stall_timeout: float) -> str:
+    """One poll; returns why to stop early, or ""."""
+    child = seen.child
+    now = time.monotonic()
+    count = metric_sum(child.port, metric)
+    if not child.alive():
+        return f"{child.name} exited with {child.process.returncode if child.process else '?'}"
+    if count:
+        seen.update(now, count)
+    if seen.first is None and now - seen.launched > start_timeout:
+        return f"{child.name}: nothing processed in {start_timeout:.0f} s"
+    if seen.first is not None and now - seen.last_change > stall_timeout:
+        return f"{child.name}: stalled at {seen.count:,.0f} events for {stall_timeout:.0f} s"
+    return ""
+
+
+def measure(child: Child, metric: str, expected: int, budget: float = 0, start_timeout: float = 180,
+            stall_timeout: float = 60) -> Measurement:
+    """Start ``child`` and poll ``metric`` until it reaches ``expected``, stalls, or the child dies.
+
+    With a ``budget`` (seconds of processing, 0: none) the measurement ends after it, counting
+    the events processed so far.
+    """
+    seen = _Seen(child, expected)
+    child.start()
+    problem = ""
+    while not problem and seen.count < expected:
+        time.sleep(POLL_SECONDS)
+        problem = _poll(seen, metric, start_timeout, stall_timeout)
+        if problem:
+            progress(f"{problem}; log tail:\n{child.log_tail()}")
+        elif budget and seen.first is not None and time.monotonic() - seen.first[0] > budget:
+            problem = f"TRUNCATED by the time budget of {budget:.0f} s"
+    if seen.first is None:
+        return Measurement(0, 0.0, time.monotonic() - seen.launched, float("nan"), False, problem)
+    started, first_count, first_cpu = seen.first
+    ended = seen.last_change  # the poll that saw the last count
+    return Measurement(
+        events=int(seen.count - first_count),
+        seconds=ended - started,
+        startup_seconds=started - seen.launched,
+        cpu_cores=(child.cpu_seconds() - first_cpu) / max(ended - started, 1e-9),
+        completed=not problem,
+        problem=problem,
+    )

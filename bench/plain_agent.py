@@ -1,0 +1,56 @@
+"""A plain Faust agent, the baseline of the live worker: one table write per event, nothing else.
+
+Run as ``python -m bench.plain_agent`` with its settings in the environment (``BENCH_*``, set by
+``bench.live``). It reads raw records from one topic and stores each value under its key in a
+RocksDB-backed table, so every event costs one changelog message, like the simplest stateful
+Faust app. ``/metrics`` shows ``plain_events_in_total`` for the benchmark to poll.
+"""
+
+from __future__ import annotations
+
+import os
+
+import faust
+from faust.web import Request, Response, View
+
+
+def build() -> faust.App:
+    env = os.environ
+    partitions = int(env["BENCH_PARTITIONS"])
+    app = faust.App(
+        env["BENCH_APP_ID"],
+        broker=f"kafka://{env['BENCH_BROKER']}",
+        store="rocksdb://",
+        datadir=env["BENCH_DATADIR"],
+        topic_partitions=partitions,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        web_port=int(env["BENCH_WEB_PORT"]),
+        web_bind="127.0.0.1",
+        producer_linger=0.005,  # as the tag engine's worker
+    )
+    topic = app.topic(env["BENCH_TOPIC"], partitions=partitions, key_serializer="raw", value_serializer="raw")
+    table = app.Table("latest", partitions=partitions, key_type=bytes, value_type=bytes)
+    seen = [0]
+
+    @app.agent(topic)
+    async def store(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            table[event.key] = event.value
+            seen[0] += 1
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(f"plain_events_in_total {seen[0]}\n".encode(), content_type="text/plain")
+
+    return app
+
+
+def main() -> None:
+    worker = faust.Worker(build(), loglevel="warning")
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
