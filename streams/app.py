@@ -84,7 +84,7 @@ class Engine:
         self._partition_events: dict[int, Event] = {}
         self._ticks_in_flight: dict[int, float] = {}  # partition -> when its tick was sent
         self._owned: set[int] = set()
-        self._fired_since_report = 0
+        self._fired_since_report = self._reevaluated_since_report = 0
         self._projection_errors_seen = 0
         self._last_report = time.monotonic()
         self.app.agent(self.inputs, name="tagger")(self._agent)
@@ -133,19 +133,26 @@ class Engine:
             self._ticks_in_flight.pop(partition, None)
         if batch.ticked:
             self.send_ticks(now)  # catching up: the next slice of overdue deadlines right away
-            self._report_catch_up(now, len(batch.fire_delays))
+            self._report_progress(now, len(batch.fire_delays), batch.reevaluated)
         return batch
 
-    def _report_catch_up(self, now: int, fired: int) -> None:
-        """While more than a tick's worth is overdue (after downtime), log progress every 5 s."""
+    def _report_progress(self, now: int, fired: int, reevaluated: int) -> None:
+        """While work is backed up (overdue deadlines after downtime, a catalog change), log
+        progress every 5 s."""
         self._fired_since_report += fired
+        self._reevaluated_since_report += reevaluated
         if time.monotonic() - self._last_report < 5:
             return
         overdue = sum(index.due_count(now) for index in self.processor.deadlines.values())
-        if overdue or self._fired_since_report > self.settings.timer_batch:
-            log.info("deadlines: fired %d in the last %.0f s, %d still overdue",
-                     self._fired_since_report, time.monotonic() - self._last_report, overdue)
-        self._fired_since_report = 0
+        stale = self.processor.stale_count()
+        if overdue or stale or self._fired_since_report > self.settings.timer_batch:
+            log.info(
+                "in the last %.0f s: fired %d deadlines (%d still overdue), re-evaluated %d customers under "
+                "catalog %s (%d to go)",
+                time.monotonic() - self._last_report, self._fired_since_report, overdue,
+                self._reevaluated_since_report, self.catalog.version, stale,
+            )
+        self._fired_since_report = self._reevaluated_since_report = 0
         self._last_report = time.monotonic()
 
     # -- deadlines --
