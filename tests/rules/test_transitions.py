@@ -156,6 +156,20 @@ def test_a_late_event_is_effective_at_its_own_event_time() -> None:
     assert {c.effective_at for c in late} == {day(40)}
 
 
+def test_a_late_first_order_never_makes_a_tag_true_that_its_own_age_rules_out() -> None:
+    # Known since day 50 by a login; an order of day 10 arrives late: it is 40 days old, so the
+    # customer goes straight to growing, never through new (which needs the order under 30 days).
+    _, changes = replay(login(day(50)), order(day(10), event_id="late"))
+    assert moves(changes, "lifecycle") == [(None, "prospect"), ("prospect", "growing")]
+
+
+def test_a_late_order_moves_the_next_deadline_earlier() -> None:
+    customer = Customer(login(day(50)), order(day(45), order_id="o1"))
+    assert customer.state.next_deadline == day(75)  # new -> growing 30 days after day 45
+    customer.send(order(day(40), order_id="o0", event_id="late"))
+    assert customer.state.next_deadline == day(70)  # the first paid order is now day 40
+
+
 def test_replay_until_fires_remaining_deadlines() -> None:
     runner, changes = replay(followup(day(0), "new_lead"), until=day(3))
     assert moves(changes, "followup") == [(None, "lead_unattended")]
