@@ -18,13 +18,14 @@ def describe(topic: str, value: dict[str, object]) -> str:
     )
 
 
-async def watch(bootstrap: str, prefix: str, from_beginning: bool = False) -> None:
+async def watch(bootstrap: str, prefix: str, from_beginning: bool = False, **client_options: object) -> None:
     topics = [prefix + name for name in ("tag-changes", "tasks", "dead-letters")]
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
+        **client_options,
     )
     await consumer.start()
     try:

@@ -265,6 +265,7 @@ def _replay_line(line: bytes) -> tuple[str, bytes]:
 
 def _generate(args: argparse.Namespace) -> int:
     from connectors.generator import produce
+    from streams.app import kafka_options
 
     settings = Settings.from_env()
     asyncio.run(
@@ -275,6 +276,7 @@ def _generate(args: argparse.Namespace) -> int:
             args.rate,
             args.duration,
             args.history_days,
+            **kafka_options(settings),
         )
     )
     return 0
@@ -306,9 +308,11 @@ def _redis_sync(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from connectors.watch import watch
+    from streams.app import kafka_options
 
     settings = Settings.from_env()
-    asyncio.run(watch(settings.kafka_bootstrap_servers, settings.topic_prefix, args.from_beginning))
+    options = kafka_options(settings)
+    asyncio.run(watch(settings.kafka_bootstrap_servers, settings.topic_prefix, args.from_beginning, **options))
     return 0
 
 

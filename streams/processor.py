@@ -1,6 +1,6 @@
 """One batch of input records -> state writes and outputs. The agent's logic, without Faust.
 
-The Faust agent (``streams/agent.py``) hands a batch of raw records to ``BatchProcessor.process``
+The Faust agent (``streams/app.py``) hands a batch of raw records to ``BatchProcessor.process``
 and then performs what it returns: table writes, tag changes, tasks, dead letters and re-routed
 records. Keeping this synchronous and free of Faust means: a batch is applied atomically with
 respect to the event loop (no other coroutine can touch a customer mid-batch), each customer's
