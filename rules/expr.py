@@ -193,7 +193,7 @@ class _Parser:
 
     @staticmethod
     def _describe(token: Token) -> str:
-        return "the end of the condition" if token.kind == "end" else repr(token.text)
+        return "end of the condition" if token.kind == "end" else repr(token.text)
 
     # -- grammar --
 
