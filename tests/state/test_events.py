@@ -472,8 +472,11 @@ def test_unknown_stage_is_unknown_enum() -> None:
     assert "proposal" in error.message  # the message lists what would have been accepted
 
 
-def test_registered_at_in_the_future_is_refused() -> None:
-    assert refusal("customers", registered_at="2027-01-01T00:00:00Z").reason == "in_future"
+def test_registered_at_in_the_future_is_kept_as_given() -> None:
+    # Only the event's own time is bounded by the contract; a profile field is data.
+    assert parse("customers", registered_at="2027-01-01T00:00:00Z").get("registered_at") == parse_timestamp(
+        "2027-01-01T00:00:00Z"
+    )
 
 
 # --- privacy -----------------------------------------------------------------------------------
