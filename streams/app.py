@@ -40,6 +40,8 @@ TABLE = "customers"
 
 
 log = logging.getLogger(__name__)
+STALL_CHECK_SECONDS = 2.5
+STALL_SECONDS = 6.0
 TICK_RETRY = 5.0
 """Seconds after which a tick that was not seen processed is sent again (it may have been lost
 with a revoked partition)."""
@@ -89,6 +91,8 @@ class Engine:
         self._last_report = time.monotonic()
         self.app.agent(self.inputs, name="tagger")(self._agent)
         self.app.timer(settings.timer_interval, name="deadlines")(self._timer)
+        self.app.timer(STALL_CHECK_SECONDS, name="stalls")(self._check_stalls)
+        self._progress: dict[Any, tuple[int | None, float]] = {}  # input partition -> (read offset, since)
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]  # mode types it too narrowly
         self.app.task(self._follow_catalog)
         self.projection = RedisProjection(settings.redis_url) if settings.redis_url else None
@@ -197,6 +201,48 @@ class Engine:
             why, sorted(self._owned), count, overdue, stale, time.perf_counter() - started,
         )
         self.send_ticks(now)
+
+    # -- stalled partitions --
+
+    async def _check_stalls(self) -> None:
+        """Resume input partitions that have records waiting but have not advanced for a while.
+
+        Faust sometimes leaves an assigned partition unfetched after a rebalance (faust-streaming
+        issues 471 and 629): the worker looks healthy and processes nothing. Seen here in about one
+        two-worker start in six, on the worker that owned every partition before the second one
+        joined. Resuming or seeking the partitions does not wake them; a new group generation
+        usually does (not always at the first attempt), so that is what this asks for.
+        """
+        consumer = self.app.consumer
+        if not self._owned or self.app.rebalancing:
+            self._progress.clear()
+            return
+        inputs = [tp for tp in consumer.assignment() if tp.topic in self.logical]
+        if not inputs:
+            return
+        ends = {tp: consumer.highwater(tp) or 0 for tp in inputs}
+        read_offsets = consumer._read_offset  # type: ignore[attr-defined]
+        committed = consumer._committed_offset  # type: ignore[attr-defined]
+        now = time.monotonic()
+        stalled = []
+        for tp in inputs:
+            position = read_offsets.get(tp)
+            if position is None:
+                position = committed.get(tp)
+            waiting = ends[tp] > (position + 1 if position is not None else 0)
+            last, since = self._progress.get(tp, (-1, now))
+            if position != last or not waiting:
+                self._progress[tp] = (position, now)
+            elif now - since >= STALL_SECONDS:
+                stalled.append(tp)
+                self._progress[tp] = (position, now)
+        if stalled:
+            log.warning("input partitions %s have records but made no progress for %.0f s: rejoining the group",
+                        sorted(f"{tp.topic}[{tp.partition}]" for tp in stalled), STALL_SECONDS)
+            self.metrics.stalls.inc(len(stalled))
+            # Resuming or seeking the partitions does not wake them; a new group generation does.
+            thread = consumer._thread  # type: ignore[attr-defined]
+            await thread.call_thread(lambda: thread._ensure_consumer()._coordinator.request_rejoin())
 
     # -- Redis projection --
 

@@ -54,6 +54,9 @@ class Metrics:
         self.projection_errors = Counter(
             "tagengine_projection_errors", "Failed writes to Redis (retried)", registry=r
         )
+        self.stalls = Counter(
+            "tagengine_partition_stalls", "Input partitions found stuck after a rebalance and resumed", registry=r
+        )
         self.fire_delay = Histogram(
             "tagengine_deadline_fire_delay_seconds",
             "How late a deadline fired: fired at minus the deadline",
