@@ -10,6 +10,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 
 class SettingsError(ValueError):
@@ -62,8 +65,8 @@ class Settings:
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", d.kafka_bootstrap_servers),
             redis_url=None if redis_url.lower() in ("", "none") else redis_url,
             catalog_path=Path(catalog) if catalog else None,
-            partitions=_int(env, "TAGENGINE_PARTITIONS", d.partitions, minimum=1),
-            web_port=_int(env, "TAGENGINE_WEB_PORT", d.web_port, minimum=0),
+            partitions=_number(env, "TAGENGINE_PARTITIONS", d.partitions, minimum=1),
+            web_port=_number(env, "TAGENGINE_WEB_PORT", d.web_port, minimum=0),
             web_host=env.get("TAGENGINE_WEB_HOST", d.web_host),
             admin_token=env.get("TAGENGINE_ADMIN_TOKEN") or None,
             advertised_url=env.get("TAGENGINE_ADVERTISED_URL") or None,
@@ -71,11 +74,11 @@ class Settings:
             store=store,
             datadir=Path(env.get("TAGENGINE_DATADIR", str(d.datadir))),
             app_id=env.get("TAGENGINE_APP_ID", d.app_id),
-            session_timeout=_float(env, "TAGENGINE_SESSION_TIMEOUT", d.session_timeout),
-            timer_interval=_float(env, "TAGENGINE_TIMER_INTERVAL", d.timer_interval),
-            timer_batch=_int(env, "TAGENGINE_TIMER_BATCH", d.timer_batch, minimum=1),
-            batch_size=_int(env, "TAGENGINE_BATCH_SIZE", d.batch_size, minimum=1),
-            batch_seconds=_float(env, "TAGENGINE_BATCH_SECONDS", d.batch_seconds),
+            session_timeout=_number(env, "TAGENGINE_SESSION_TIMEOUT", d.session_timeout, minimum=1.0),
+            timer_interval=_number(env, "TAGENGINE_TIMER_INTERVAL", d.timer_interval, minimum=0.01),
+            timer_batch=_number(env, "TAGENGINE_TIMER_BATCH", d.timer_batch, minimum=1),
+            batch_size=_number(env, "TAGENGINE_BATCH_SIZE", d.batch_size, minimum=1),
+            batch_seconds=_number(env, "TAGENGINE_BATCH_SECONDS", d.batch_seconds, minimum=0.0),
             kafka_security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", d.kafka_security_protocol),
             kafka_sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
             kafka_sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
@@ -90,27 +93,17 @@ class Settings:
         return f"{self.topic_prefix}{name}"
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def _number(env: Mapping[str, str], name: str, default: N, minimum: N) -> N:
+    """``env[name]`` as the type of ``default`` (int or float), at least ``minimum``."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
+    kind = type(default)
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{name} must be {what}, not {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, not {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
-    if value < 0:
-        raise SettingsError(f"{name} must not be negative")
     return value

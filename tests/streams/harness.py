@@ -127,6 +127,13 @@ class Group:
         self.workers.append(worker.start())
         return worker
 
+    async def start_ready(self, *names: str) -> list[Worker]:
+        """Start workers together and wait until each has recovered and joined."""
+        workers = [self.start(name) for name in names]
+        for worker in workers:
+            await worker.ready()
+        return workers
+
     def restart(self, worker: Worker, name: str) -> Worker:
         """The same worker (same data folder and settings) started again after it stopped."""
         again = Worker(worker.env, worker.folder, name=name).start()

@@ -101,9 +101,7 @@ async def test_catalog_changes_are_refused_when_no_token_is_configured(services:
 
 @pytest.mark.flaky(reruns=2)
 async def test_dry_run_counts_match_what_the_catalog_change_then_does(group: Shop) -> None:
-    first, second = group.start("w1"), group.start("w2")
-    await first.ready()
-    await second.ready()
+    first, second = await group.start_ready("w1", "w2")
     regulars = [f"r{n}" for n in range(10)]
     occasionals = [f"o{n}" for n in range(15)]
     async with Collector(group.kafka, group.topic("tag-changes")) as changes:
@@ -138,9 +136,7 @@ async def _catalog_is(worker: Worker, version: object) -> bool:
 
 @pytest.mark.flaky(reruns=2)
 async def test_any_worker_answers_for_any_customer_and_tags_count_everyone(group: Shop) -> None:
-    first, second = group.start("w1"), group.start("w2")
-    await first.ready()
-    await second.ready()
+    first, second = await group.start_ready("w1", "w2")
     customers = [f"c{n:03d}" for n in range(40)]
     async with Collector(group.kafka, group.topic("tag-changes")) as changes:
         await group.orders(customers)
@@ -158,9 +154,7 @@ async def test_any_worker_answers_for_any_customer_and_tags_count_everyone(group
 
 @pytest.mark.flaky(reruns=2)
 async def test_members_of_a_tag_page_through_every_customer_exactly_once(group: Shop) -> None:
-    first, second = group.start("w1"), group.start("w2")
-    await first.ready()
-    await second.ready()
+    first, _ = await group.start_ready("w1", "w2")
     customers = [f"m{n:05d}" for n in range(10_000)]
     async with Collector(group.kafka, group.topic("tag-changes")) as changes:
         await group.orders(customers)

@@ -116,9 +116,7 @@ async def test_a_killed_worker_fires_its_pending_deadlines_after_restart(cluster
 @pytest.mark.flaky(reruns=2)
 async def test_when_a_worker_dies_the_other_fires_the_deadlines_of_its_partitions(cluster: Cluster) -> None:
     customers = [f"m{n}" for n in range(16)]  # spread over all 4 partitions
-    first, second = cluster.start("w1"), cluster.start("w2")
-    await first.ready()
-    await second.ready()
+    first, _ = await cluster.start_ready("w1", "w2")
     async with Collector(cluster.kafka, cluster.topic("tag-changes")) as changes:
         lines = await cluster.logins(customers)
         await changes.wait_for(lambda m: len(m) >= len(customers), what="all active")
