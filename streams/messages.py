@@ -61,38 +61,30 @@ class DeadLetter:
     received_at: int
 
     def message(self) -> dict[str, object]:
+        key, key_encoding = _text(self.key)
+        value, value_encoding = _text(self.value)
         return {
             "source_topic": self.source_topic,
             "partition": self.partition,
             "offset": self.offset,
-            "key": _text(self.key),
-            "key_encoding": _encoding(self.key),
-            "value": _text(self.value),
-            "value_encoding": _encoding(self.value),
+            "key": key,
+            "key_encoding": key_encoding,
+            "value": value,
+            "value_encoding": value_encoding,
             "error": self.error,
             "reason": self.reason,
             "received_at": format_timestamp(self.received_at),
         }
 
 
-def _text(raw: bytes | None) -> str | None:
-    """The raw text, or base64 when it is not UTF-8 (SPEC section 2); ``*_encoding`` says which."""
+def _text(raw: bytes | None) -> tuple[str | None, str | None]:
+    """The raw text and "utf-8", or base64 and "base64" when it is not UTF-8 (SPEC section 2)."""
     if raw is None:
-        return None
+        return None, None
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        return base64.b64encode(raw).decode()
-
-
-def _encoding(raw: bytes | None) -> str | None:
-    if raw is None:
-        return None
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "base64"
-    return "utf-8"
+        return base64.b64encode(raw).decode(), "base64"
 
 
 def dumps(message: dict[str, object]) -> bytes:
