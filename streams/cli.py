@@ -87,7 +87,8 @@ def _worker(args: argparse.Namespace) -> int:
 
     from connectors.catalog_feed import latest_catalog
     from connectors.kafka_admin import CATALOG, ensure_topics
-    from streams.app import Engine, kafka_options
+    from streams.app import Engine
+    from streams.kafka_security import kafka_options
 
     settings = Settings.from_env()
     catalog = _catalog(settings.catalog_path)
@@ -269,7 +270,7 @@ def _replay_line(line: bytes) -> tuple[str, bytes]:
 
 def _generate(args: argparse.Namespace) -> int:
     from connectors.generator import produce
-    from streams.app import kafka_options
+    from streams.kafka_security import kafka_options
 
     settings = Settings.from_env()
     asyncio.run(
@@ -289,7 +290,8 @@ def _generate(args: argparse.Namespace) -> int:
 def _redis_sync(args: argparse.Namespace) -> int:
     from connectors.changelog import changelog_topic, read_changelog
     from connectors.redis_projection import rebuild
-    from streams.app import TABLE, kafka_options
+    from streams.app import TABLE
+    from streams.kafka_security import kafka_options
 
     settings = Settings.from_env()
     if settings.redis_url is None:
@@ -312,7 +314,7 @@ def _redis_sync(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from connectors.watch import watch
-    from streams.app import kafka_options
+    from streams.kafka_security import kafka_options
 
     settings = Settings.from_env()
     options = kafka_options(settings)

@@ -7,6 +7,7 @@ into the documented JSON, so the worker and ``tagengine replay`` print exactly t
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 
 import orjson
@@ -75,6 +76,36 @@ class DeadLetter:
             "reason": self.reason,
             "received_at": format_timestamp(self.received_at),
         }
+
+
+DEAD_LETTER_LIMIT = 900_000
+"""Bytes a dead letter may take as JSON: under Kafka's 1 MB default record limit, with room for
+the record's key and headers. A larger raw value is cut (see ``dead_letter_bytes``)."""
+KEPT_PREFIX = 64 * 1024
+"""Raw bytes of an oversized key or value a truncated dead letter keeps."""
+
+
+def dead_letter_bytes(letter: DeadLetter, limit: int = DEAD_LETTER_LIMIT) -> bytes:
+    """The dead letter as JSON, at most ``limit`` bytes.
+
+    Escaping can make JSON several times larger than the raw record (a control character becomes
+    six bytes, non-UTF-8 bytes grow by a third in base64), so a record that Kafka accepted on an
+    input topic may not fit on the dead-letter topic. Then the letter keeps the first 64 KiB of
+    the raw key and value, with their full length and SHA-256, and says ``truncated: true``:
+    nothing vanishes, and the original can be found again by its topic, partition and offset.
+    """
+    encoded = dumps(letter.message())
+    if len(encoded) <= limit:
+        return encoded
+    message = letter.message()
+    for field, raw in (("key", letter.key), ("value", letter.value)):
+        if raw is not None and len(raw) > KEPT_PREFIX:
+            message[field], message[f"{field}_encoding"] = _text(raw[:KEPT_PREFIX])
+            message[f"{field}_length"] = len(raw)
+            message[f"{field}_sha256"] = hashlib.sha256(raw).hexdigest()
+    message["error"] = str(message["error"])[:KEPT_PREFIX]
+    message["truncated"] = True
+    return dumps(message)
 
 
 def _text(raw: bytes | None) -> tuple[str | None, str | None]:

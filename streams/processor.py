@@ -4,29 +4,25 @@ The Faust agent (``streams/app.py``) hands a batch of raw records to ``BatchProc
 and then performs what it returns: table writes, tag changes, tasks, dead letters and re-routed
 records. Keeping this synchronous and free of Faust means: a batch is applied atomically with
 respect to the event loop (no other coroutine can touch a customer mid-batch), each customer's
-state is decoded and encoded once per batch however many of its events the batch holds, and the
-logic is tested without a broker.
+state is encoded once per batch however many of its events the batch holds (and decoded only when
+it is not in the cache of recently used states), and the logic is tested without a broker.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from aiokafka.partitioner import murmur2
-
 from connectors.kafka_admin import TICKS
+from connectors.partitioning import partition_for
 from rules.catalog import Catalog
 from rules.engine import Result, TagChange, Task, fire_deadlines, process_event, reevaluate
-from state.codec import decode_state, encode_state
+from state.cache import StateCache
+from state.codec import decode_state, encode_state, peek_catalog_version, peek_deadline
 from state.customer import CustomerState, Outcome
 from state.deadlines import DeadlineIndex
 from state.events import InvalidEvent, parse_event
 from streams.messages import DeadLetter
-
-_DEADLINE = re.compile(rb'"nd":(\d+)')
-_CATALOG_VERSION = re.compile(rb'"cv":"([^"]*)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +40,7 @@ class Record:
 class Batch:
     """What the agent must do after a batch: write states, publish outputs, count."""
 
-    states: dict[int, dict[str, bytes]] = field(default_factory=dict)  # partition -> id -> state
+    states: dict[int, dict[bytes, bytes]] = field(default_factory=dict)  # partition -> id -> state
     changes: list[TagChange] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -57,27 +53,11 @@ class Batch:
     changed: list[CustomerState] = field(default_factory=list)  # customers whose tags changed
 
 
-def deadline_of(encoded: bytes) -> int | None:
-    """A customer's next deadline straight from its encoded state, without decoding the rest:
-    rebuilding the index of a million customers reads only this field."""
-    match = _DEADLINE.search(encoded)
-    return int(match.group(1)) if match else None
-
-
-def _catalog_version_of(encoded: bytes) -> bytes | None:
-    match = _CATALOG_VERSION.search(encoded)
-    return match.group(1) if match else None
-
-
-def partition_for(customer_id: str, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner gives a key: where a customer lives."""
-    return int(murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
-
-
 class BatchProcessor:
     """Applies batches of records to customer states held in a key-value table.
 
-    ``load`` reads a customer's encoded state from the table of a partition (None if unknown).
+    ``load`` reads a customer's encoded state from the table of a partition (None if unknown);
+    ``cache`` keeps decoded states between batches (see ``state.cache``).
     """
 
     def __init__(
@@ -87,12 +67,14 @@ class BatchProcessor:
         load: Callable[[int, str], bytes | None],
         topic_prefix: str = "",
         timer_batch: int = 1000,
+        cache: StateCache | None = None,
     ) -> None:
         self.topic_prefix = topic_prefix
         self.catalog = catalog
         self.partitions = partitions
         self.load = load
         self.timer_batch = timer_batch
+        self.cache = cache if cache is not None else StateCache(0)
         self.deadlines: dict[int, DeadlineIndex] = {}  # partition -> its customers' deadlines
         # partition -> customers still to re-evaluate under a new catalog, consumed by ticks
         self.stale: dict[int, list[str]] = {}
@@ -109,8 +91,9 @@ class BatchProcessor:
             if customer_id in changed:
                 run.batch.changed.append(state)
             home = run.homes[customer_id]
-            run.batch.states.setdefault(home, {})[customer_id] = encode_state(state)
+            run.batch.states.setdefault(home, {})[customer_id.encode()] = encode_state(state)
             self.deadlines.setdefault(home, DeadlineIndex()).set(customer_id, state.next_deadline)
+            self.cache.put(home, state)
         return run.batch
 
     def rebuild(self, partitions: set[int], customers: Iterable[tuple[bytes, bytes]]) -> int:
@@ -122,17 +105,18 @@ class BatchProcessor:
         """
         self.deadlines = {p: DeadlineIndex() for p in partitions}
         self.stale = {p: [] for p in partitions}
-        version = self.catalog.version.encode()
+        self.cache.drop_partitions(partitions)
+        version = self.catalog.version
         count = 0
         for key, encoded in customers:
-            customer_id = key.decode()
-            partition = partition_for(customer_id, self.partitions)
+            partition = partition_for(key, self.partitions)
             index = self.deadlines.get(partition)
             if index is None:
                 continue
             count += 1
-            index.set(customer_id, deadline_of(encoded))
-            if _catalog_version_of(encoded) != version:
+            customer_id = key.decode()
+            index.set(customer_id, peek_deadline(encoded))
+            if peek_catalog_version(encoded) != version:
                 self.stale[partition].append(customer_id)
         return count
 
@@ -140,9 +124,11 @@ class BatchProcessor:
         return sum(len(customers) for customers in self.stale.values())
 
     def _load_state(self, partition: int, customer_id: str) -> CustomerState | None:
+        state = self.cache.get(customer_id)
+        if state is not None:
+            return state
         encoded = self.load(partition, customer_id)
         return decode_state(encoded) if encoded is not None else None
-
 
 
 class _Run:
@@ -162,7 +148,7 @@ class _Run:
         except InvalidEvent as invalid:
             batch.dead_letters.append(self._dead_letter(record, invalid.reason, invalid.message))
             return
-        home = partition_for(event.customer_id, self.processor.partitions)
+        home = partition_for(event.customer_id.encode(), self.processor.partitions)
         if home != record.partition:
             # Keyed differently (or not at all): processing it here would split the customer's
             # state across partitions, so it goes to the partition that owns the customer.

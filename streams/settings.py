@@ -33,6 +33,8 @@ class Settings:
     topic_prefix: str = ""
     store: str = "rocksdb"  # or "memory" (tests)
     datadir: Path = Path("tagengine-data")
+    # The Kafka group and the prefix of Faust's own topics (the changelog): by default the topic
+    # prefix followed by "tagengine", so a prefix namespaces everything the engine creates.
     app_id: str = "tagengine"
     # How long the group waits for a silent worker before giving its partitions to others: the
     # pause a crashed worker causes. Faust's 60 s default is long for an engine that fires timers.
@@ -43,6 +45,8 @@ class Settings:
     timer_batch: int = 1000
     batch_size: int = 2000
     batch_seconds: float = 0.05
+    # Decoded customer states kept in memory between batches (0: decode on every batch).
+    state_cache: int = 50_000
     # Kafka security, passed through to the clients as-is (SPEC section 7).
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
@@ -59,6 +63,7 @@ class Settings:
         redis_url = env.get("REDIS_URL", d.redis_url or "")
         catalog = env.get("TAGENGINE_CATALOG", "")
         store = env.get("TAGENGINE_STORE", d.store)
+        topic_prefix = env.get("TAGENGINE_TOPIC_PREFIX", "")
         if store not in ("rocksdb", "memory"):
             raise SettingsError(f"TAGENGINE_STORE must be rocksdb or memory, not {store!r}")
         return cls(
@@ -70,15 +75,16 @@ class Settings:
             web_host=env.get("TAGENGINE_WEB_HOST", d.web_host),
             admin_token=env.get("TAGENGINE_ADMIN_TOKEN") or None,
             advertised_url=env.get("TAGENGINE_ADVERTISED_URL") or None,
-            topic_prefix=env.get("TAGENGINE_TOPIC_PREFIX", ""),
+            topic_prefix=topic_prefix,
             store=store,
             datadir=Path(env.get("TAGENGINE_DATADIR", str(d.datadir))),
-            app_id=env.get("TAGENGINE_APP_ID", d.app_id),
+            app_id=env.get("TAGENGINE_APP_ID") or topic_prefix + d.app_id,
             session_timeout=_number(env, "TAGENGINE_SESSION_TIMEOUT", d.session_timeout, minimum=1.0),
             timer_interval=_number(env, "TAGENGINE_TIMER_INTERVAL", d.timer_interval, minimum=0.01),
             timer_batch=_number(env, "TAGENGINE_TIMER_BATCH", d.timer_batch, minimum=1),
             batch_size=_number(env, "TAGENGINE_BATCH_SIZE", d.batch_size, minimum=1),
             batch_seconds=_number(env, "TAGENGINE_BATCH_SECONDS", d.batch_seconds, minimum=0.0),
+            state_cache=_number(env, "TAGENGINE_STATE_CACHE", d.state_cache, minimum=0),
             kafka_security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", d.kafka_security_protocol),
             kafka_sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
             kafka_sasl_username=env.get("KAFKA_SASL_USERNAME") or None,

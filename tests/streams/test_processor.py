@@ -5,9 +5,12 @@ from __future__ import annotations
 import orjson
 
 from connectors.kafka_admin import TICKS
+from connectors.partitioning import partition_for
 from rules.catalog import load_default_catalog
+from state.cache import StateCache
+from state.codec import peek_deadline
 from state.times import DAY, format_timestamp
-from streams.processor import BatchProcessor, Record, deadline_of, partition_for
+from streams.processor import BatchProcessor, Record
 
 PARTITIONS = 4
 NOW = 1_795_000_000_000_000
@@ -19,15 +22,15 @@ class Table(dict[tuple[int, str], bytes]):
     def load(self, partition: int, customer_id: str) -> bytes | None:
         return self.get((partition, customer_id))
 
-    def write(self, states: dict[int, dict[str, bytes]]) -> None:
+    def write(self, states: dict[int, dict[bytes, bytes]]) -> None:
         for partition, customers in states.items():
             for customer_id, encoded in customers.items():
-                self[(partition, customer_id)] = encoded
+                self[(partition, customer_id.decode())] = encoded
 
 
 def login(customer: str, event_id: str, at: int = NOW) -> Record:
     value = {"event_id": event_id, "customer_id": customer, "occurred_at": format_timestamp(at)}
-    return Record("logins", partition_for(customer, PARTITIONS), 0, customer.encode(), orjson.dumps(value))
+    return Record("logins", partition_for(customer.encode(), PARTITIONS), 0, customer.encode(), orjson.dumps(value))
 
 
 def processor(table: Table) -> BatchProcessor:
@@ -54,7 +57,7 @@ def test_invalid_and_rejected_records_become_dead_letters_and_the_rest_goes_on()
               "amount": 1, "status": "refunded"}
     records = [
         Record("orders", 0, 1, b"b", b"{not json"),
-        Record("orders", partition_for("b", PARTITIONS), 2, b"b", orjson.dumps(refund)),
+        Record("orders", partition_for(b"b", PARTITIONS), 2, b"b", orjson.dumps(refund)),
         login("b", "ok"),
     ]
     batch = BatchProcessor(load_default_catalog(), PARTITIONS, Table().load, topic_prefix="x-").process(records, NOW)
@@ -69,7 +72,7 @@ def test_a_tick_fires_the_due_deadlines_of_its_partition_at_their_own_time() -> 
     engine = processor(table)
     first = engine.process([login("a", "e1")], NOW)
     table.write(first.states)
-    home = partition_for("a", PARTITIONS)
+    home = partition_for(b"a", PARTITIONS)
     assert engine.deadlines[home].earliest() == NOW + 30 * DAY
     tick = Record(TICKS, home, 0, None, b"{}")
     assert engine.process([tick], NOW + 29 * DAY).changes == []
@@ -82,9 +85,27 @@ def test_the_index_is_rebuilt_from_the_table_for_owned_partitions_only() -> None
     table = Table()
     engine = processor(table)
     table.write(engine.process([login(c, f"e-{c}") for c in "abcdefgh"], NOW).states)
-    owned = {partition_for("a", PARTITIONS)}
+    owned = {partition_for(b"a", PARTITIONS)}
     fresh = processor(table)
     count = fresh.rebuild(owned, ((c.encode(), v) for (_, c), v in table.items()))
-    expected = sum(1 for c in "abcdefgh" if partition_for(c, PARTITIONS) in owned)
+    expected = sum(1 for c in "abcdefgh" if partition_for(c.encode(), PARTITIONS) in owned)
     assert count == expected and set(fresh.deadlines) == owned
-    assert all(deadline_of(v) == NOW + 30 * DAY for v in table.values())
+    assert all(peek_deadline(v) == NOW + 30 * DAY for v in table.values())
+
+
+def test_a_cached_customer_is_not_read_from_the_table_again() -> None:
+    table = Table()
+    engine = BatchProcessor(load_default_catalog(), PARTITIONS, table.load, cache=StateCache(10))
+    table.write(engine.process([login("a", "e1")], NOW).states)
+    table.clear()  # were the state read from the table, "a" would be new again
+    second = engine.process([login("a", "e2", NOW + 1)], NOW + 1)
+    assert second.changes == [] and second.applied == {"logins": 1}
+
+
+def test_customers_of_partitions_no_longer_owned_leave_the_cache() -> None:
+    cache = StateCache(10)
+    engine = BatchProcessor(load_default_catalog(), PARTITIONS, Table().load, cache=cache)
+    engine.process([login(c, f"e-{c}") for c in "abcdefgh"], NOW)
+    owned = {partition_for(b"a", PARTITIONS)}
+    engine.rebuild(owned, iter(()))
+    assert len(cache) == sum(1 for c in "abcdefgh" if partition_for(c.encode(), PARTITIONS) in owned)

@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from connectors.partitioning import partition_for
 from rules.catalog import load_default_catalog
 from state.times import SECOND, format_timestamp
 from streams.cli import run_replay
-from streams.processor import partition_for
 from tests.conftest import Services
 from tests.streams.harness import Collector, Worker, produce, unique_name, worker_env
 
@@ -153,7 +153,7 @@ async def test_a_redelivered_event_does_not_count_twice(pipeline: Pipeline) -> N
 
 async def test_a_record_keyed_to_another_partition_is_processed_by_the_owner(pipeline: Pipeline) -> None:
     customer = "dave"
-    home = partition_for(customer, PARTITIONS)
+    home = partition_for(customer.encode(), PARTITIONS)
     wrong = (home + 1) % PARTITIONS
     login = {"event_id": "w1", "customer_id": customer, "occurred_at": now_iso()}
     async with Collector(pipeline.kafka, pipeline.topic("tag-changes")) as changes:

@@ -1,0 +1,57 @@
+"""A safety net for input partitions that are assigned but not fetched.
+
+Faust has left an assigned partition unfetched after a rebalance (faust-streaming issues 471
+and 629): the worker looks healthy and processes nothing. This watchdog notices an input partition
+that has records waiting but whose read position has not moved for ``STALL_SECONDS``, counts it
+(``tagengine_stalled_partitions``) and asks for a new group generation, which restarts fetching.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+STALL_CHECK_SECONDS = 2.5
+STALL_SECONDS = 6.0
+
+
+class StallWatchdog:
+    def __init__(self, consumer: Any, input_topics: set[str]) -> None:
+        self.consumer = consumer  # Faust's consumer
+        self.inputs = input_topics
+        self._progress: dict[Any, tuple[int | None, float]] = {}  # partition -> (read offset, since)
+
+    def stalled(self) -> list[Any]:
+        """Input partitions with records waiting and no progress for ``STALL_SECONDS``."""
+        consumer = self.consumer
+        read_offsets = consumer._read_offset  # Faust keeps no public "position"
+        committed = consumer._committed_offset
+        now = time.monotonic()
+        stalled = []
+        for tp in consumer.assignment():
+            if tp.topic not in self.inputs:
+                continue
+            position = read_offsets.get(tp)
+            if position is None:
+                position = committed.get(tp)
+            waiting = (consumer.highwater(tp) or 0) > (position + 1 if position is not None else 0)
+            last, since = self._progress.get(tp, (-1, now))
+            if position != last or not waiting:
+                self._progress[tp] = (position, now)
+            elif now - since >= STALL_SECONDS:
+                stalled.append(tp)
+                self._progress[tp] = (position, now)
+        return stalled
+
+    def forget(self) -> None:
+        """While rebalancing or owning nothing, progress means nothing."""
+        self._progress.clear()
+
+    async def rejoin(self, stalled: list[Any]) -> None:
+        log.warning("input partitions %s have records but made no progress for %.0f s: rejoining the group",
+                    sorted(f"{tp.topic}[{tp.partition}]" for tp in stalled), STALL_SECONDS)
+        # Resuming or seeking the partitions does not wake them; a new group generation does.
+        thread = self.consumer._thread
+        await thread.call_thread(lambda: thread._ensure_consumer()._coordinator.request_rejoin())
