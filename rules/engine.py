@@ -118,7 +118,12 @@ def decide_tags(catalog: Catalog, state: CustomerState, now: int) -> tuple[dict[
     ctx = Context(state, now, tags)
     for dimension in catalog.dimensions:
         if dimension.exclusive:
-            tags[dimension.name] = next((t.name for t in dimension.tags if t.condition(ctx)), None)
+            chosen = None
+            for tag in dimension.tags:
+                if tag.condition(ctx):
+                    chosen = tag.name
+                    break
+            tags[dimension.name] = chosen
         else:
             tags[dimension.name] = frozenset(t.name for t in dimension.tags if t.condition(ctx))
     return tags, ctx
@@ -131,8 +136,11 @@ def next_deadline(catalog: Catalog, state: CustomerState, now: int) -> int | Non
         moment = FACTS[fact].get(state)
         if isinstance(moment, int) and moment + duration > now:
             candidates.append(moment + duration)
+    elements: dict[str, object] = {}
     for name, length in catalog.windows:
-        moment = window_deadline(WINDOWS[name].elements(state), now, length)
+        if name not in elements:
+            elements[name] = WINDOWS[name].elements(state)
+        moment = window_deadline(elements[name], now, length)  # type: ignore[arg-type]
         if moment is not None:
             candidates.append(moment)
     return min(candidates) if candidates else None

@@ -63,6 +63,7 @@ class Context:
         self.state = state
         self.now = now
         self.tags = tags
+        # Values computed once per evaluation: windows by (function, length), facts by (name, -1).
         self.cache: dict[tuple[str, int], object] = {}
 
 
@@ -327,8 +328,14 @@ class _Parser:
         fact = FACTS.get(name)
         if fact is None:
             raise ExprError(f"unknown name {name!r}{_suggest(name, self._names())}", token.offset)
-        getter = fact.get
-        node = Node(fact.type, token.offset, lambda c: getter(c.state), fact=name)
+        getter, key = fact.get, (name, -1)
+
+        def read(c: Context) -> object:
+            if key not in c.cache:
+                c.cache[key] = getter(c.state)
+            return c.cache[key]
+
+        node = Node(fact.type, token.offset, read, fact=name)
         self._leaf(name, node)
         return node
 

@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -92,7 +92,7 @@ class Engine:
             settings.topic_prefix, settings.timer_batch, StateCache(settings.state_cache),
         )
         self.publisher = Publisher(settings.kafka_bootstrap_servers, **kafka_options(settings))
-        self.commit = BatchCommit(self.publisher, self.table, settings.topic)
+        self.commit = BatchCommit(self.publisher, self.table, settings.topic, after_changelog=self._fault_point())
         self.ticker = Ticker(self._send_ticks)
         self.watchdog: StallWatchdog | None = None
         self._owned: set[int] = set()
@@ -163,6 +163,20 @@ class Engine:
         if await consumer._commit(offsets):  # type: ignore[attr-defined]  # Faust's commit of given offsets
             consumer._committed_offset.update(offsets)  # type: ignore[attr-defined]  # read by the watchdog
         return batch
+
+    def _fault_point(self) -> Callable[[], None]:
+        """For fault tests: exit like a kill -9 after the Nth changelog write, if so configured."""
+        remaining = [self.settings.fault_exit_after_changelog]
+
+        def count() -> None:
+            if remaining[0] > 0:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    log.warning("fault test: exiting after a changelog write, before the outputs")
+                    logging.shutdown()
+                    os._exit(137)
+
+        return count
 
     def _report_progress(self, now: int, fired: int, reevaluated: int) -> None:
         """While work is backed up (overdue deadlines after downtime, a catalog change), log

@@ -58,12 +58,14 @@ class BatchCommit:
         table: CustomerTable,
         topic: Callable[[str], str],
         retry_for: float = RETRY_FOR,
+        after_changelog: Callable[[], None] = lambda: None,
     ) -> None:
         self.publisher = publisher
         self.table = table
         self.changes, self.tasks, self.dead_letters = (topic(name) for name in OUTPUT_TOPICS)
         self.topic = topic
         self.retry_for = retry_for
+        self.after_changelog = after_changelog  # fault tests stop the process here
 
     async def commit(self, batch: Batch, now: int) -> None:
         outboxes = self._outboxes(batch, now)
@@ -74,6 +76,8 @@ class BatchCommit:
             for key, value in states.items()
         ]
         offsets = await self._deliver(state_records, "customer states")
+        if state_records:
+            self.after_changelog()
         outputs = [OutRecord(topic, key, value) for key, messages in outboxes.items() for topic, value in messages]
         outputs += [OutRecord(self.dead_letters, dead.key, dead_letter_bytes(dead)) for dead in batch.dead_letters]
         outputs += [

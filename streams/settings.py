@@ -47,6 +47,9 @@ class Settings:
     batch_seconds: float = 0.05
     # Decoded customer states kept in memory between batches (0: decode on every batch).
     state_cache: int = 50_000
+    # Fault testing only: stop the process (as kill -9 would) right after the Nth batch has written
+    # its states to the changelog, before its outputs (0: never).
+    fault_exit_after_changelog: int = 0
     # Kafka security, passed through to the clients as-is (SPEC section 7).
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
@@ -85,6 +88,7 @@ class Settings:
             batch_size=_number(env, "TAGENGINE_BATCH_SIZE", d.batch_size, minimum=1),
             batch_seconds=_number(env, "TAGENGINE_BATCH_SECONDS", d.batch_seconds, minimum=0.0),
             state_cache=_number(env, "TAGENGINE_STATE_CACHE", d.state_cache, minimum=0),
+            fault_exit_after_changelog=_number(env, "TAGENGINE_FAULT_EXIT_AFTER_CHANGELOG", 0, minimum=0),
             kafka_security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", d.kafka_security_protocol),
             kafka_sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
             kafka_sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
