@@ -110,6 +110,9 @@ async def test_invalid_records_go_to_dead_letters_and_processing_goes_on(pipelin
         ("logins", orjson.dumps({"event_id": "x4", "customer_id": "bob", "occurred_at": now_iso(3600)})),
         ("logins", b'{"pad": "' + b"x" * (65 * 1024) + b'"}'),  # oversized
         ("orders", orjson.dumps(order("bob", "x5", "never-paid", status="refunded"))),
+        # Too large to be dead-lettered whole: 1.2 MB as escaped JSON, 1.33 MB as base64.
+        ("logins", b"\x01" * 200_000),
+        ("orders", bytes(range(256)) * 3900),
     ]
     async with Collector(pipeline.kafka, pipeline.topic("dead-letters")) as dead, \
             Collector(pipeline.kafka, pipeline.topic("tag-changes")) as changes:
@@ -120,8 +123,12 @@ async def test_invalid_records_go_to_dead_letters_and_processing_goes_on(pipelin
 
     reasons = sorted(str(m["reason"]) for m in dead.messages)
     assert reasons == sorted(["malformed_json", "malformed_json", "missing_field", "unknown_enum",
-                              "in_future", "too_large", "refund_unknown_order"])
-    non_utf8 = next(m for m in dead.messages if m["value_encoding"] == "base64")
+                              "in_future", "too_large", "refund_unknown_order", "too_large", "too_large"])
+    cut = sorted((m for m in dead.messages if m.get("truncated")), key=lambda m: str(m["source_topic"]))
+    assert [(m["source_topic"], m["value_length"]) for m in cut] == [
+        (pipeline.topic("logins"), 200_000), (pipeline.topic("orders"), 256 * 3900),
+    ]
+    non_utf8 = next(m for m in dead.messages if m["value_encoding"] == "base64" and not m.get("truncated"))
     assert non_utf8["source_topic"] == pipeline.topic("orders") and non_utf8["key"] == "bob"
     assert all({"partition", "offset", "error", "received_at"} <= m.keys() for m in dead.messages)
     # The refund of an unknown order made nobody known, but the valid login did.
@@ -130,7 +137,7 @@ async def test_invalid_records_go_to_dead_letters_and_processing_goes_on(pipelin
     for line in (
         b'tagengine_invalid_events_total{reason="malformed_json"} 2.0',
         b'tagengine_invalid_events_total{reason="refund_unknown_order"} 1.0',
-        b'tagengine_events_in_total{topic="logins"} 4.0',
+        b'tagengine_events_in_total{topic="logins"} 5.0',
         b'tagengine_events_applied_total{topic="logins"} 1.0',
         b'tagengine_tag_changes_total{dimension="activity",tag="active",trigger="event"} 1.0',
     ):
@@ -275,3 +282,23 @@ def _json_or_text(raw: bytes) -> object:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw.decode()
+
+
+async def test_two_engines_with_different_prefixes_on_one_broker_share_nothing(
+    services: Services, tmp_path: Path
+) -> None:
+    """Without TAGENGINE_APP_ID, the group and the changelog are named after the topic prefix."""
+    pipes = [Pipeline(services, tmp_path / name) for name in ("a", "b")]
+    for pipe in pipes:
+        del pipe.env["TAGENGINE_APP_ID"]
+        pipe.worker.start()
+    try:
+        for pipe in pipes:
+            await pipe.worker.ready()
+        for pipe in pipes:
+            async with Collector(pipe.kafka, pipe.topic("tag-changes")) as changes:
+                await pipe.send(("orders", order("fay", "f1", "o1")))
+                await changes.wait_for(lambda m: ("lifecycle", None, "new") in moves(m, "fay"), what="fay new")
+    finally:
+        for pipe in pipes:
+            pipe.worker.stop()
