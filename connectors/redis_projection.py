@@ -6,6 +6,7 @@ Layout (``prefix`` defaults to ``tagengine``)::
                                                 {"dimension", "since", "rule_id", "seq"}
     SMEMBERS <prefix>:tag:<tag>              -> ids of the customers holding the tag
     GET <prefix>:seq:<customer_id>           -> the seq of the snapshot the two above show
+    GET <prefix>:generation                  -> a random token set when the keys were first written
 
 The projection writes *snapshots*: a customer's whole current tag set at its change counter
 ``seq`` (``CustomerState.tags`` / ``.seq``). A Lua script (EVALSHA; one call carries up to
@@ -36,6 +37,11 @@ other redis-py options can be passed as keyword arguments).
 The script touches the keys of the tag sets it computes, which is fine on a single Redis server
 (and its replicas) but not on Redis Cluster, where the sets of one customer live in other slots.
 
+Redis restarted empty (or flushed) loses the generation key with everything else. Every
+``check_seconds`` the loop reads it; when it is missing (and this projection then sets it) or not
+the token seen before, ``on_lost`` is called: the worker offers again the snapshots of every
+customer it owns, and the projection is whole again without anyone running ``redis-sync``.
+
 ``offer()`` must be called on the event loop's thread (the Faust agent's), like everything here.
 """
 
@@ -45,6 +51,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -177,6 +184,10 @@ class Keys:
     def tag(self, tag: str) -> str:
         return self.tag_prefix + tag
 
+    @property
+    def generation(self) -> str:
+        return f"{self.prefix}:generation"
+
     def seq(self, customer_id: str) -> str:
         return self.seq_prefix + customer_id
 
@@ -235,9 +246,16 @@ class RedisProjection:
         batch: int = 500,
         retry_seconds: float = 1.0,
         max_retry_seconds: float = 30.0,
+        check_seconds: float = 2.0,
+        on_lost: Callable[[], None] = lambda: None,
         **redis_options: Any,
     ) -> None:
         self.keys = Keys(prefix)
+        self.check_seconds = check_seconds
+        self.on_lost = on_lost  # offers every owned customer again
+        self._generation: bytes | str | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self.resyncs = 0
         self.max_pending = max_pending
         self.batch = batch
         self.retry_seconds = retry_seconds
@@ -294,8 +312,35 @@ class RedisProjection:
     def start(self) -> asyncio.Task[None]:
         """Run the loop as a task of the running event loop (idempotent)."""
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="redis-projection")
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self.run(), name="redis-projection")
+            self._watch = loop.create_task(self.watch_generation(), name="redis-generation")
         return self._task
+
+    async def watch_generation(self) -> None:
+        """Notice Redis losing its data (restarted empty, flushed) and have everything offered again."""
+        while not self._closing:
+            with contextlib.suppress(RedisError, OSError):  # Redis away: the write loop reports it
+                await self.check_generation()
+            await asyncio.sleep(self.check_seconds)
+
+    async def check_generation(self) -> bool:
+        """Read the generation token, setting it if missing; True (and ``on_lost`` called) when Redis
+        has lost what this projection wrote."""
+        token = await self.client.get(self.keys.generation)
+        empty = token is None
+        if empty:
+            await self.client.set(self.keys.generation, uuid.uuid4().hex.encode(), nx=True)
+            token = await self.client.get(self.keys.generation)
+        # At the first look, a key already there means Redis kept its data while we were away.
+        lost = empty or (self._generation is not None and token != self._generation)
+        self._generation = token
+        if lost:
+            log.warning("Redis projection: Redis has none of the tags written before (new, restarted "
+                        "empty or flushed); writing every customer of this worker again")
+            self.resyncs += 1
+            self.on_lost()
+        return lost
 
     async def run(self) -> None:
         """Drain the pending snapshots into Redis until closed; survives any Redis failure."""
@@ -343,6 +388,8 @@ class RedisProjection:
         """Flush what is pending for up to ``timeout`` seconds, stop the loop, close the client."""
         self._closing = True
         self._wakeup.set()
+        if self._watch is not None:
+            self._watch.cancel()
         task = self._task
         if task is not None and not task.done():
             try:

@@ -106,7 +106,10 @@ class Engine:
         self.app.task(self._follow_catalog)
         self.app.task(self._start_publisher)
         self.app.on_before_shutdown.connect(self._stop_clients)  # type: ignore[arg-type]
-        self.projection = RedisProjection(settings.redis_url) if settings.redis_url else None
+        self.projection = (
+            RedisProjection(settings.redis_url, on_lost=self._resync_projection) if settings.redis_url else None
+        )
+        self._projection_lost = False
         if self.projection is not None:
             self.app.task(self._start_projection)
         add_views(self)
@@ -230,6 +233,8 @@ class Engine:
             why, sorted(self._owned), count, overdue, stale, time.perf_counter() - started,
         )
         self.ticker.tick(now, self._owned, self.processor.deadlines, self.processor.stale)
+        if self._projection_lost and self._owned:
+            self._offer_all()
 
     async def publish_catalog(self, data: bytes) -> None:
         """Hand a validated catalog to every worker (this one included) through the catalog topic."""
@@ -269,6 +274,19 @@ class Engine:
 
     async def _start_publisher(self) -> None:
         await self.publisher.start()
+
+    def _resync_projection(self) -> None:
+        """Redis lost the projection: offer every owned customer again (now, or once partitions
+        are assigned)."""
+        self._projection_lost = True
+        if self._owned:
+            self._offer_all()
+
+    def _offer_all(self) -> None:
+        assert self.projection is not None
+        self._projection_lost = False
+        for _, encoded in self.table.customers(self._owned):
+            self.projection.offer(Snapshot.decode(encoded))
 
     async def _start_projection(self) -> None:
         assert self.projection is not None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import time
@@ -134,6 +135,23 @@ async def test_projection_follows_the_state_and_catches_up_after_redis_comes_bac
         await converge(worker, redis_server.url, customers)
     members = await _members(redis_server.url, "potential_high_value")
     assert members == set(customers)
+
+
+async def test_redis_restarted_empty_is_noticed_and_the_projection_written_again(
+    worker: Worker, redis_server: RedisServer
+) -> None:
+    customers = [f"e{n:02d}" for n in range(20)]
+    prefix = worker.env["TAGENGINE_TOPIC_PREFIX"]
+    async with Collector(worker.env["KAFKA_BOOTSTRAP_SERVERS"], prefix + "tag-changes") as changes:
+        await orders(worker, customers, 1)
+        await changes.wait_for(lambda m: len(m) >= 3 * 20, what="20 customers tagged")
+    await converge(worker, redis_server.url, customers)
+    redis_server.stop()
+    shutil.rmtree(redis_server.folder)
+    redis_server.folder.mkdir()
+    redis_server.start()
+    await converge(worker, redis_server.url, customers)  # no new event: the worker noticed by itself
+    assert await _members(redis_server.url, "new") == set(customers)
 
 
 async def test_redis_sync_rebuilds_the_projection_from_the_changelog(
