@@ -310,17 +310,35 @@ class Engine:
             m.projection_errors.inc(max(0, self.projection.errors - self._projection_errors_seen))
             self._projection_errors_seen = self.projection.errors
         m.consumer_lag.clear()  # partitions this worker no longer owns must disappear
+        for (topic, partition), behind in self.lag().items():
+            m.consumer_lag.labels(topic, str(partition)).set(behind)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet read, per owned input partition (logical topic, partition)."""
         consumer = self.app.consumer
         read_offsets = consumer._read_offset  # type: ignore[attr-defined]  # Faust has no public "position"
+        lag = {}
         for tp in consumer.assignment():
-            if tp.topic not in self.logical:
-                continue
             end = consumer.highwater(tp)
-            if end is None:
+            if tp.topic not in self.logical or end is None:
                 continue
             read = read_offsets.get(tp)
-            behind = end - (read + 1 if read is not None else 0)
-            m.consumer_lag.labels(self.logical[tp.topic], str(tp.partition)).set(max(0, behind))
+            lag[(self.logical[tp.topic], tp.partition)] = max(0, end - (read + 1 if read is not None else 0))
+        return lag
+
+    def health(self) -> dict[str, object]:
+        """Ready ("ok"), or why not: recovering the table or rebalancing, or an owned input
+        partition with records waiting and no progress (stalled); with the lag per partition."""
+        recovered = self.app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        stalled = self.watchdog.last_stalled if self.watchdog is not None else []
+        status = "recovering" if not recovered or self.app.rebalancing else "stalled" if stalled else "ok"
+        return {
+            "status": status,
+            "catalog_version": self.catalog.version,
+            "partitions": sorted(self._owned),
+            "stalled": sorted(f"{self.logical.get(tp.topic, tp.topic)}[{tp.partition}]" for tp in stalled),
+            "lag": {f"{topic}[{partition}]": behind for (topic, partition), behind in sorted(self.lag().items())},
+        }
 
     def _count(self, records: list[Record], batch: Batch, events: Sequence[Event], started: float) -> None:
         m = self.metrics

@@ -22,6 +22,7 @@ class StallWatchdog:
         self.consumer = consumer  # Faust's consumer
         self.inputs = input_topics
         self._progress: dict[Any, tuple[int | None, float]] = {}  # partition -> (read offset, since)
+        self.last_stalled: list[Any] = []  # what the last check found, for /health
 
     def stalled(self) -> list[Any]:
         """Input partitions with records waiting and no progress for ``STALL_SECONDS``."""
@@ -43,11 +44,13 @@ class StallWatchdog:
             elif now - since >= STALL_SECONDS:
                 stalled.append(tp)
                 self._progress[tp] = (position, now)
+        self.last_stalled = stalled
         return stalled
 
     def forget(self) -> None:
         """While rebalancing or owning nothing, progress means nothing."""
         self._progress.clear()
+        self.last_stalled = []
 
     async def rejoin(self, stalled: list[Any]) -> None:
         log.warning("input partitions %s have records but made no progress for %.0f s: rejoining the group",

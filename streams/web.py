@@ -36,9 +36,8 @@ class EngineView(View):
 
 class Health(EngineView):
     async def get(self, request: Request) -> Response:
-        ready = self.engine.app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        body = {"status": "ok" if ready else "recovering", "catalog_version": self.engine.catalog.version}
-        return self.json(body, status=200 if ready else 503)
+        body = self.engine.health()
+        return self.json(body, status=200 if body["status"] == "ok" else 503)
 
 
 class Metrics(EngineView):

@@ -302,3 +302,13 @@ async def test_two_engines_with_different_prefixes_on_one_broker_share_nothing(
     finally:
         for pipe in pipes:
             pipe.worker.stop()
+
+
+async def test_health_is_ok_with_every_owned_partition_and_its_lag(pipeline: Pipeline) -> None:
+    await pipeline.send(("logins", {"event_id": "h1", "customer_id": "hal", "occurred_at": now_iso()}))
+    await _read_at_least(pipeline, 1)
+    status, body = pipeline.worker.get("/health")
+    health = orjson.loads(body)
+    assert status == 200 and health["status"] == "ok" and health["stalled"] == []
+    assert health["partitions"] == list(range(PARTITIONS))
+    assert health["lag"]["logins[0]"] == 0 and len(health["lag"]) == 5 * PARTITIONS  # 4 inputs + ticks
