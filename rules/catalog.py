@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from rules.expr import Condition, Dimension, ExprError, compile_condition
+from rules.facts import FACTS, WINDOWS
 from state.times import parse_duration
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -88,11 +89,36 @@ class Catalog:
     tags: dict[str, TagRule] = field(default_factory=dict)
     ages: frozenset[tuple[str, int]] = frozenset()
     windows: frozenset[tuple[str, int]] = frozenset()
+    # Per kind of event, the dimensions whose tags such an event can move (see ``moved_by``).
+    moved_by: dict[type, frozenset[str]] = field(default_factory=dict)
 
     @property
     def language(self) -> str:
         """The language of task titles and of text shown when none is asked for."""
         return self.languages[0]
+
+
+def moved_by(dimensions: list[DimensionRule]) -> dict[type, frozenset[str]]:
+    """For each kind of event, the dimensions an event of that kind can move: those with a tag
+    whose condition reads a fact or window the event can change, and those that read such a
+    dimension. The others keep the tags they were last decided, until a deadline (which
+    re-decides everything): between deadlines no age or window comparison flips."""
+    kinds = {kind for fact in FACTS.values() for kind in fact.changed_by}
+    kinds |= {kind for window in WINDOWS.values() for kind in window.changed_by}
+    result = {}
+    for kind in kinds:
+        moved: set[str] = set()
+        for dimension in dimensions:  # in evaluation order: what it reads comes first
+            for tag in dimension.tags:
+                condition = tag.condition
+                if (
+                    any(kind in FACTS[fact].changed_by for fact in condition.facts)
+                    or any(kind in WINDOWS[name].changed_by for name, _ in condition.windows)
+                    or condition.dimensions & moved
+                ):
+                    moved.add(dimension.name)
+        result[kind] = frozenset(moved)
+    return result
 
 
 def load_catalog(path: str | Path) -> Catalog:
@@ -212,7 +238,8 @@ class _Reader:
         tags = {tag.name: tag for dimension in ordered for tag in dimension.tags}
         ages = frozenset(a for t in tags.values() for a in t.condition.ages)
         windows = frozenset(w for t in tags.values() for w in t.condition.windows)
-        return Catalog(name, version, self.languages, tuple(ordered), self.source, tags, ages, windows)
+        return Catalog(name, version, self.languages, tuple(ordered), self.source, tags, ages, windows,
+                       moved_by(ordered))
 
     def language_list(self, node: yaml.Node | None) -> tuple[str, ...]:
         if node is None:

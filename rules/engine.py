@@ -85,7 +85,10 @@ def process_event(catalog: Catalog, state: CustomerState, event: Event, now: int
         result.rejected = rejected
         return result
     if result.outcome is Outcome.APPLIED:
-        _evaluate(catalog, state, now, EVENT, event.event_id, event.occurred_at, result)
+        # A customer evaluated before under this catalog holds exactly the tags decided then, and
+        # no deadline lies between then and now: only what this event can move needs deciding.
+        moved = catalog.moved_by.get(type(event)) if state.catalog_version == catalog.version else None
+        _evaluate(catalog, state, now, EVENT, event.event_id, event.occurred_at, result, moved)
     state.next_deadline = next_deadline(catalog, state, now)
     return result
 
@@ -109,15 +112,22 @@ def reevaluate(catalog: Catalog, state: CustomerState, now: int) -> Result:
     return result
 
 
-def decide_tags(catalog: Catalog, state: CustomerState, now: int) -> tuple[dict[str, object], Context]:
+def decide_tags(
+    catalog: Catalog, state: CustomerState, now: int, only: frozenset[str] | None = None
+) -> tuple[dict[str, object], Context]:
     """Each dimension's tags at ``now``: a tag name or None (exclusive), a frozenset otherwise.
 
-    An exclusive dimension takes its first tag whose condition holds, in catalog order.
+    An exclusive dimension takes its first tag whose condition holds, in catalog order. With
+    ``only``, the other dimensions are taken as the customer holds them.
     """
     tags: dict[str, object] = {}
     ctx = Context(state, now, tags)
+    holding = _holding(state) if only is not None else {}
     for dimension in catalog.dimensions:
-        if dimension.exclusive:
+        if only is not None and dimension.name not in only:
+            held = holding.get(dimension.name, [])
+            tags[dimension.name] = (held[0] if held else None) if dimension.exclusive else frozenset(held)
+        elif dimension.exclusive:
             chosen = None
             for tag in dimension.tags:
                 if tag.condition(ctx):
@@ -127,6 +137,14 @@ def decide_tags(catalog: Catalog, state: CustomerState, now: int) -> tuple[dict[
         else:
             tags[dimension.name] = frozenset(t.name for t in dimension.tags if t.condition(ctx))
     return tags, ctx
+
+
+def _holding(state: CustomerState) -> dict[str, list[str]]:
+    """The tags the customer holds, per dimension, in name order."""
+    holding: dict[str, list[str]] = {}
+    for tag, held_tag in sorted(state.tags.items()):
+        holding.setdefault(held_tag.dimension, []).append(tag)
+    return holding
 
 
 def next_deadline(catalog: Catalog, state: CustomerState, now: int) -> int | None:
@@ -154,13 +172,14 @@ def _evaluate(
     event_id: str | None,
     effective_at: int,
     result: Result,
+    only: frozenset[str] | None = None,
 ) -> None:
-    decided, ctx = decide_tags(catalog, state, now)
+    decided, ctx = decide_tags(catalog, state, now, only)
     moves: list[tuple[str, str | None, str | None]] = []
-    holding: dict[str, list[str]] = {}
-    for tag, held_tag in sorted(state.tags.items()):
-        holding.setdefault(held_tag.dimension, []).append(tag)
+    holding = _holding(state)
     for dimension in catalog.dimensions:
+        if only is not None and dimension.name not in only:
+            continue  # decided as held: nothing moves
         held = holding.get(dimension.name, [])
         value = decided[dimension.name]
         if dimension.exclusive:

@@ -84,7 +84,8 @@ class Condition:
 
     source: str
     evaluate: Evaluator
-    ages: set[tuple[str, int]] = field(default_factory=set)  # (time fact, duration) compared
+    ages: set[tuple[str, int]] = field(default_factory=set)  # (time fact, age at which it flips)
+    facts: set[str] = field(default_factory=set)  # facts it reads, directly or through age()
     windows: set[tuple[str, int]] = field(default_factory=set)  # (window function, length)
     dimensions: set[str] = field(default_factory=set)  # dimensions it refers to
     leaves: list[tuple[str, Evaluator, str]] = field(default_factory=list)  # reason key, fn, type
@@ -328,6 +329,7 @@ class _Parser:
         fact = FACTS.get(name)
         if fact is None:
             raise ExprError(f"unknown name {name!r}{_suggest(name, self._names())}", token.offset)
+        self.condition.facts.add(name)
         getter, key = fact.get, (name, -1)
 
         def read(c: Context) -> object:
@@ -383,8 +385,12 @@ class _Parser:
             raise ExprError(
                 f"cannot compare {left.type} {token.text} {right.type}", token.offset
             )
-        self._close_age(left, right)
-        self._close_age(right, left)
+        # The moment the comparison flips: at t + d for "age < d" and "age >= d", one microsecond
+        # later for "age <= d" and "age > d" (the age must pass d). With age on the right,
+        # "d < age" is "age > d", and so on.
+        late = token.text in (("<=", ">") if left.age_of else ("<", ">="))
+        self._close_age(left, right, late)
+        self._close_age(right, left, late)
         test, a, b = _ORDERING[token.text], left.fn, right.fn
 
         def compare(c: Context) -> bool:
@@ -393,12 +399,12 @@ class _Parser:
 
         return Node(BOOL, token.offset, compare)
 
-    def _close_age(self, node: Node, other: Node) -> None:
+    def _close_age(self, node: Node, other: Node, late: bool) -> None:
         if node.age_of is None:
             return
         if not (other.is_literal and other.type == DURATION):
             raise ExprError("age(...) can only be compared with a duration such as 30d", other.offset)
-        self.condition.ages.add((node.age_of, int(other.literal)))  # type: ignore[call-overload]
+        self.condition.ages.add((node.age_of, int(other.literal) + late))  # type: ignore[call-overload]
         self.open_ages.remove(node)
 
     def _equality(self, token: Token, left: Node, right: Node) -> Node:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from state.customer import CustomerState, Order
+from state.events import FollowupEvent, LoginEvent, OrderEvent, ProfileEvent
 
 # Types of the expression language.
 BOOL = "bool"
@@ -25,11 +26,21 @@ STRINGS = "list"  # a literal list of strings, for `x in ["a", "b"]`
 TAGSET = "tagset"  # the tags of a non-exclusive dimension
 
 
+EventKind = type[OrderEvent] | type[LoginEvent] | type[FollowupEvent] | type[ProfileEvent]
+ORDERS: tuple[EventKind, ...] = (OrderEvent,)
+ACTIVITY: tuple[EventKind, ...] = (OrderEvent, LoginEvent)
+FOLLOWUPS: tuple[EventKind, ...] = (FollowupEvent,)
+PROFILE: tuple[EventKind, ...] = (ProfileEvent,)
+
+
 @dataclass(frozen=True, slots=True)
 class Fact:
     type: str
     get: Callable[[CustomerState], object]
     doc: str
+    # The only kinds of event whose application can change the value (tests/rules/test_facts.py
+    # checks it on generated events): the engine re-decides only the dimensions such events can move.
+    changed_by: tuple[EventKind, ...] = ()
 
 
 def _latest_followup_at(s: CustomerState) -> int | None:
@@ -46,23 +57,20 @@ def _latest_rep(s: CustomerState) -> str | None:
 
 FACTS: dict[str, Fact] = {
     "paid_orders_total": Fact(
-        NUMBER, CustomerState.paid_orders_total, "paid orders ever, refunded ones excluded"
-    ),
+        NUMBER, CustomerState.paid_orders_total, "paid orders ever, refunded ones excluded", changed_by=ORDERS),
     "first_paid_order": Fact(
-        TIME, CustomerState.first_paid_at, "time of the first paid (not refunded) order"
-    ),
+        TIME, CustomerState.first_paid_at, "time of the first paid (not refunded) order", changed_by=ORDERS),
     "last_activity": Fact(
-        TIME, lambda s: s.last_activity_at, "latest login or order event (paid or refunded)"
-    ),
-    "latest_followup": Fact(TIME, _latest_followup_at, "time of the latest follow-up"),
-    "latest_stage": Fact(STRING, _latest_stage, "sales stage of the latest follow-up"),
-    "latest_rep": Fact(STRING, _latest_rep, "rep_id of the latest follow-up"),
-    "owner_rep": Fact(STRING, lambda s: s.owner_rep, "the profile's owner rep"),
-    "source_channel": Fact(STRING, lambda s: s.source_channel, "the profile's source channel"),
-    "registered_at": Fact(TIME, lambda s: s.registered_at, "the profile's registration time"),
-    "birthday": Fact(STRING, lambda s: s.birthday, "the profile's birthday, MM-DD"),
-    "has_phone": Fact(BOOL, lambda s: s.has_phone, "the profile has a phone number"),
-    "has_email": Fact(BOOL, lambda s: s.has_email, "the profile has an email address"),
+        TIME, lambda s: s.last_activity_at, "latest login or order event (paid or refunded)", changed_by=ACTIVITY),
+    "latest_followup": Fact(TIME, _latest_followup_at, "time of the latest follow-up", changed_by=FOLLOWUPS),
+    "latest_stage": Fact(STRING, _latest_stage, "sales stage of the latest follow-up", changed_by=FOLLOWUPS),
+    "latest_rep": Fact(STRING, _latest_rep, "rep_id of the latest follow-up", changed_by=FOLLOWUPS),
+    "owner_rep": Fact(STRING, lambda s: s.owner_rep, "the profile's owner rep", changed_by=PROFILE),
+    "source_channel": Fact(STRING, lambda s: s.source_channel, "the profile's source channel", changed_by=PROFILE),
+    "registered_at": Fact(TIME, lambda s: s.registered_at, "the profile's registration time", changed_by=PROFILE),
+    "birthday": Fact(STRING, lambda s: s.birthday, "the profile's birthday, MM-DD", changed_by=PROFILE),
+    "has_phone": Fact(BOOL, lambda s: s.has_phone, "the profile has a phone number", changed_by=PROFILE),
+    "has_email": Fact(BOOL, lambda s: s.has_email, "the profile has an email address", changed_by=PROFILE),
 }
 
 
@@ -80,6 +88,7 @@ class Window:
     elements: Callable[[CustomerState], Sequence[Timed]]
     value: Callable[[list[Timed]], int | Decimal]
     doc: str
+    changed_by: tuple[EventKind, ...] = ()
 
 
 def _paid(s: CustomerState) -> list[Order]:
@@ -95,19 +104,21 @@ def _spend(items: list[Timed]) -> Decimal:
 
 
 WINDOWS: dict[str, Window] = {
-    "paid_orders": Window(_paid, _count, "paid orders within the window"),
-    "spend": Window(_paid, _spend, "amount of paid orders within the window"),
+    "paid_orders": Window(_paid, _count, "paid orders within the window", ORDERS),
+    "spend": Window(_paid, _spend, "amount of paid orders within the window", ORDERS),
     "discounted_orders": Window(
         lambda s: [o for o in _paid(s) if o.discounted],
         _count,
         "paid orders within the window that used a coupon or had most items discounted",
+        ORDERS,
     ),
     "new_product_orders": Window(
         lambda s: [o for o in _paid(s) if o.new_product],
         _count,
         "paid orders within the window with at least one new-product item",
+        ORDERS,
     ),
-    "followups": Window(lambda s: s.followups, _count, "follow-ups within the window"),
+    "followups": Window(lambda s: s.followups, _count, "follow-ups within the window", FOLLOWUPS),
 }
 
 

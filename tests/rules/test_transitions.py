@@ -268,3 +268,32 @@ def test_reevaluating_a_fresh_state_emits_catalog_changes() -> None:
         ("activity", "silent", CATALOG),
     ]
     assert state.next_deadline == day(90)
+
+
+def test_an_age_compared_with_greater_than_flips_one_microsecond_after_the_duration() -> None:
+    from rules.catalog import parse_catalog
+
+    catalog = parse_catalog(
+        b"""
+catalog: strict
+dimensions:
+  quiet:
+    exclusive: true
+    name: {en: Quiet}
+    tags:
+      over_a_day:
+        name: {en: Over a day}
+        definition: {en: Last activity more than a day ago.}
+        when: age(last_activity) > 1d
+      at_most_two_days:
+        name: {en: At most two days}
+        definition: {en: Last activity two days ago or less.}
+        when: 2d >= age(last_activity)
+""",
+        "strict.yaml",
+    )
+    customer = Customer(login(day(0)), catalog=catalog)
+    assert customer.state.next_deadline == day(1) + US  # at exactly 1d, "> 1d" is still false
+    assert customer.tags_at(day(1)) == {"quiet": "at_most_two_days"}
+    assert customer.tags_at(day(1) + US) == {"quiet": "over_a_day"}
+    assert next_deadline(catalog, customer.state, day(1) + US) == day(2) + US

@@ -1,0 +1,72 @@
+"""The vocabulary's promise to the engine: a fact changes only with the kinds of event it names.
+
+The engine re-decides, after an event, only the dimensions whose conditions read a fact or window
+that kind of event can change (``Catalog.moved_by``). These tests hold every fact to its
+``changed_by`` on a large generated history, and hold the shortcut to a full evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from builders import day, default_catalog
+
+from connectors.generator import demo_events
+from rules.engine import process_event
+from rules.facts import FACTS, WINDOWS, in_window
+from state.customer import CustomerState, apply_event
+from state.events import InvalidEvent, parse_event
+from state.times import DAY
+
+NOW = day(400)
+
+
+def generated(count: int, customers: int) -> list:  # type: ignore[type-arg]
+    events = []
+    for record in demo_events(customers, seed=3, start=NOW - 300 * DAY, step=300 * DAY // count, broken=0.0):
+        try:
+            events.append(parse_event(record.topic, record.value, NOW))
+        except InvalidEvent:
+            continue
+        if len(events) == count:
+            return events
+    return events
+
+
+def values(state: CustomerState, now: int) -> dict[str, object]:
+    facts = {name: fact.get(state) for name, fact in FACTS.items()}
+    for name, window in WINDOWS.items():
+        for length in (DAY, 30 * DAY, 365 * DAY):
+            facts[f"{name}({length})"] = window.value(in_window(window.elements(state), now, length))
+    return facts
+
+
+def test_every_fact_changes_only_with_the_kinds_of_event_it_names() -> None:
+    states: dict[str, CustomerState] = {}
+    for event in generated(20_000, 300):
+        state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
+        now = event.occurred_at
+        before = values(state, now)
+        try:
+            apply_event(state, event, now)
+        except Exception:  # noqa: BLE001  (a rejected event changes nothing)
+            continue
+        after = values(state, now)
+        for name in before:
+            kinds = (FACTS[name] if name in FACTS else WINDOWS[name.split("(")[0]]).changed_by
+            if type(event) not in kinds:
+                assert before[name] == after[name], (name, type(event).__name__)
+
+
+def test_deciding_only_what_an_event_can_move_gives_exactly_the_full_evaluation() -> None:
+    catalog = default_catalog()
+    full = dataclasses.replace(catalog, moved_by={})  # no shortcut: every dimension, every time
+    shortcut_states: dict[str, CustomerState] = {}
+    full_states: dict[str, CustomerState] = {}
+    for event in generated(20_000, 2_000):  # ten events a customer over 300 days: long silences
+        now = event.occurred_at + DAY // 3  # processed a while after it happened
+        a = shortcut_states.setdefault(event.customer_id, CustomerState(event.customer_id))
+        b = full_states.setdefault(event.customer_id, CustomerState(event.customer_id))
+        assert process_event(catalog, a, event, now) == process_event(full, b, event, now)
+        assert a == b
+    assert any(len(s.tags) >= 4 for s in full_states.values())
