@@ -33,6 +33,7 @@ from rules.catalog import Catalog, parse_catalog
 from state.cache import StateCache
 from state.events import TOPICS
 from state.times import wall_clock
+from streams import faust_patches
 from streams.commit import BatchCommit, CommitFailed
 from streams.customer_table import CustomerTable
 from streams.kafka_security import kafka_credentials, kafka_options
@@ -61,6 +62,7 @@ class Engine:
         self.settings = settings
         self.catalog = catalog
         self.metrics = Metrics()
+        faust_patches.apply()  # before any Faust consumer exists: see streams/faust_patches.py
         self.app = faust.App(
             settings.app_id,
             broker=broker_urls(settings.kafka_bootstrap_servers),
