@@ -19,7 +19,7 @@ stalled partition the probe prints that snapshot.
     .venv/bin/python scripts/takeover_probe.py --runs 10 --no-watchdog
     .venv/bin/python scripts/takeover_probe.py --runs 10 --no-watchdog --no-patch
 
-``--no-watchdog`` disables the engine's stall watchdog (``streams.app.STALL_SECONDS``) in the
+``--no-watchdog`` disables the engine's stall watchdog (``streams.stall_watchdog.STALL_SECONDS``) in the
 workers, so a stall lasts until ``--timeout``; ``--no-patch`` makes ``streams.faust_patches.apply``
 a no-op in the workers, to measure Faust unpatched. The last line is a summary:
 ``takeovers: N, stalled: S; joins: N, stalled: S``. Exit status 1 if any stall was seen.
@@ -57,9 +57,10 @@ INPUTS = ("orders", "logins", "followups", "customers")
 def _worker_main() -> int:
     """Run ``tagengine worker`` with the probe's instrumentation (and options) installed."""
     import streams.app as app_module
+    import streams.stall_watchdog as watchdog_module
 
     if os.environ.get("PROBE_NO_WATCHDOG") == "1":
-        app_module.STALL_SECONDS = 1e9
+        watchdog_module.STALL_SECONDS = 1e9
     if os.environ.get("PROBE_NO_PATCH") == "1":
         with contextlib.suppress(ImportError):
             import streams.faust_patches as patches

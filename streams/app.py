@@ -16,14 +16,16 @@ The pieces, each in its own module: deadline ticks (``ticks.py``), the stall wat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from connectors.catalog_feed import follow_catalog, publish_catalog
 from connectors.kafka_admin import CATALOG, TICKS
@@ -33,7 +35,7 @@ from rules.catalog import Catalog, parse_catalog
 from state.cache import StateCache
 from state.events import TOPICS
 from state.times import wall_clock
-from streams import faust_patches
+from streams import batch_intake
 from streams.commit import BatchCommit, CommitFailed
 from streams.customer_table import CustomerTable
 from streams.kafka_security import kafka_credentials, kafka_options
@@ -62,7 +64,7 @@ class Engine:
         self.settings = settings
         self.catalog = catalog
         self.metrics = Metrics()
-        faust_patches.apply()  # before any Faust consumer exists: see streams/faust_patches.py
+        batch_intake.apply()  # before any Faust consumer exists: streams/faust_patches.py, batch_intake.py
         self.app = faust.App(
             settings.app_id,
             broker=broker_urls(settings.kafka_bootstrap_servers),
@@ -79,6 +81,7 @@ class Engine:
             broker_session_timeout=settings.session_timeout,
             broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
             stream_wait_empty=False,
+            broker_max_poll_records=settings.batch_size,  # a fetch is a batch (batch_intake)
         )
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.logical = {settings.topic(name): name for name in (*TOPICS, TICKS)}
@@ -97,13 +100,19 @@ class Engine:
         self.commit = BatchCommit(self.publisher, self.table, settings.topic, after_changelog=self._fault_point())
         self.ticker = Ticker(self._send_ticks)
         self.watchdog: StallWatchdog | None = None
+        self._in_flight: asyncio.Future[Batch] | None = None
         self._owned: set[int] = set()
         self._fired_since_report = self._reevaluated_since_report = 0
         self._projection_errors_seen = 0
         self._last_report = time.monotonic()
+        # The agent subscribes the input topics; their records reach handle_records in whole
+        # fetches through batch_intake, or through the agent when the intake is switched off.
         self.app.agent(self.inputs, name="tagger")(self._agent)
+        if settings.batch_intake:
+            batch_intake.register(self.app, self.logical, self._take_fetch)
         self.app.timer(settings.timer_interval, name="deadlines")(self._timer)
         self.app.timer(STALL_CHECK_SECONDS, name="stalls")(self._check_stalls)
+        self.app.on_partitions_revoked.connect(self._on_partitions_revoked)  # type: ignore[arg-type]
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]  # mode types it too narrowly
         self.app.task(self._follow_catalog)
         self.app.task(self._start_publisher)
@@ -120,23 +129,32 @@ class Engine:
 
     async def _agent(self, stream: Any) -> None:
         async for events in stream.take_events(self.settings.batch_size, self.settings.batch_seconds):
-            await self.handle(events)
+            messages = [event.message for event in events]
+            oldest = min(m.timestamp for m in messages)  # seconds
+            await self.handle_records(self._records(messages), self._next_offsets(messages), oldest)
 
-    async def handle(self, events: Sequence[Event]) -> Batch:
+    async def _take_fetch(self, fetched: list[Any]) -> None:
+        """Records of one fetch (aiokafka ConsumerRecords, timestamps in milliseconds)."""
+        oldest = min(r.timestamp for r in fetched) / 1000
+        await self.handle_records(self._records(fetched), self._next_offsets(fetched), oldest)
+
+    def _records(self, raw: list[Any]) -> list[Record]:
+        logical = self.logical
+        return [Record(logical[r.topic], r.partition, r.offset, r.key, r.value) for r in raw]
+
+    @staticmethod
+    def _next_offsets(raw: list[Any]) -> dict[Any, int]:
+        """The offsets to commit once these records are done: the next one of each partition."""
+        return {TP(r.topic, r.partition): r.offset + 1 for r in raw}
+
+    async def handle_records(self, records: list[Record], offsets: dict[Any, int], oldest: float) -> Batch:
         """Process one batch and commit it; returns only when everything it wrote is in Kafka and
-        the input offsets are committed."""
+        the input offsets are committed. ``oldest``: the earliest record timestamp, in seconds."""
         started = time.perf_counter()
         now = wall_clock()
-        records = []
-        offsets: dict[Any, int] = {}
-        for event in events:
-            message = event.message
-            records.append(Record(self.logical[message.topic], message.partition, message.offset,
-                                  message.key, message.value))
-            offsets[message.tp] = message.offset + 1
         # Once processing has begun, the states in memory are ahead of Kafka until the commit is
         # done: a cancelled agent (shutdown) waits for it, and a failure stops the process.
-        work = asyncio.ensure_future(self._process_and_commit(records, offsets, now))
+        work = self._in_flight = asyncio.ensure_future(self._process_and_commit(records, offsets, now))
         try:
             batch = await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -153,7 +171,7 @@ class Engine:
         if self.projection is not None:
             for state in batch.changed:  # seq only moves with a tag change: nothing else to project
                 self.projection.offer(Snapshot.of(state))
-        self._count(records, batch, events, started)
+        self._count(records, batch, oldest, started)
         self.ticker.handled(batch.ticked)
         if batch.ticked:
             self.ticker.tick(now, self._owned, self.processor.deadlines, self.processor.stale)  # catching up
@@ -214,6 +232,15 @@ class Engine:
         self.app.add_future(self.publisher.send_soon(ticks))
 
     # -- rebalance and catalog changes --
+
+    async def _on_partitions_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Let the batch in progress finish before the partitions go: its new owner must find its
+        state in the changelog and its offsets committed, or it would redo the batch differently."""
+        work = self._in_flight
+        if work is not None and not work.done():
+            log.info("partitions revoked: finishing the batch in progress first")
+            with contextlib.suppress(Exception):  # a failed batch stops the worker in handle_records
+                await asyncio.shield(work)
 
     async def _on_rebalance_complete(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         changelog = self.table.changelog_topic_name
@@ -342,7 +369,7 @@ class Engine:
             "lag": {f"{topic}[{partition}]": behind for (topic, partition), behind in sorted(self.lag().items())},
         }
 
-    def _count(self, records: list[Record], batch: Batch, events: Sequence[Event], started: float) -> None:
+    def _count(self, records: list[Record], batch: Batch, oldest: float, started: float) -> None:
         m = self.metrics
         read: dict[str, int] = {}
         for record in records:
@@ -360,6 +387,4 @@ class Engine:
         m.batch_seconds.observe(time.perf_counter() - started)
         for delay in batch.fire_delays:
             m.fire_delay.observe(delay / 1_000_000)
-        if events:
-            oldest = min(e.message.timestamp for e in events)
-            m.latency.observe(max(0.0, time.time() - oldest))
+        m.latency.observe(max(0.0, time.time() - oldest))

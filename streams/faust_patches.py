@@ -146,19 +146,19 @@ async def getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
             await self.perform_seek()
         except Exception as ex:
             self.log.warning(f"exception performing seek when flow not active {ex}")
-    rewind = not_passed_on(records, first)
-    if rewind and drained is not None and thread is not None:
-        await thread.call_thread(_rewind, thread, drained, rewind)
+    to_rewind = not_passed_on(records, first)
+    if to_rewind and drained is not None and thread is not None:
+        await thread.call_thread(rewind, thread, drained, to_rewind)
 
 
 def not_passed_on(records: Mapping[Any, list[Any]], first: Mapping[Any, int]) -> dict[Any, int]:
     """Per partition with fetched records not passed on, the offset of the first of them
     (``first``: per partition, the offset after the last record passed on)."""
-    rewind = {}
+    offsets = {}
     for tp, fetched in records.items():
         if fetched and first.get(tp, fetched[0].offset) <= fetched[-1].offset:
-            rewind[tp] = first.get(tp, fetched[0].offset)
-    return rewind
+            offsets[tp] = first.get(tp, fetched[0].offset)
+    return offsets
 
 
 # -- aiokafka consumer thread -------------------------------------------------------------------------
@@ -180,7 +180,7 @@ async def _fetch_records(
     return records
 
 
-async def _rewind(thread: Any, drained: tuple[Any, Mapping[Any, int | None]], offsets: Mapping[Any, int]) -> None:
+async def rewind(thread: Any, drained: tuple[Any, Mapping[Any, int | None]], offsets: Mapping[Any, int]) -> None:
     """In the consumer thread: move each partition's fetch position back to ``offsets[tp]`` if
     the assignment and the position are still what the drain left."""
     assignment, positions = drained

@@ -45,6 +45,9 @@ class Settings:
     timer_batch: int = 1000
     batch_size: int = 2000
     batch_seconds: float = 0.05
+    # Records of the input topics straight from Faust's fetch loop in whole fetches
+    # (streams/batch_intake.py); False: through a Faust agent's take_events, record by record.
+    batch_intake: bool = True
     # Decoded customer states kept in memory between batches (0: decode on every batch).
     state_cache: int = 50_000
     # Fault testing only: stop the process (as kill -9 would) right after the Nth batch has written
@@ -87,6 +90,7 @@ class Settings:
             timer_batch=_number(env, "TAGENGINE_TIMER_BATCH", d.timer_batch, minimum=1),
             batch_size=_number(env, "TAGENGINE_BATCH_SIZE", d.batch_size, minimum=1),
             batch_seconds=_number(env, "TAGENGINE_BATCH_SECONDS", d.batch_seconds, minimum=0.0),
+            batch_intake=env.get("TAGENGINE_BATCH_INTAKE", "1").lower() not in ("0", "false", "no"),
             state_cache=_number(env, "TAGENGINE_STATE_CACHE", d.state_cache, minimum=0),
             fault_exit_after_changelog=_number(env, "TAGENGINE_FAULT_EXIT_AFTER_CHANGELOG", 0, minimum=0),
             kafka_security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", d.kafka_security_protocol),

@@ -102,10 +102,9 @@ async def test_kill_9_at_any_moment_loses_no_change_and_gives_each_change_one_co
 async def test_a_worker_that_dies_between_changelog_and_outputs_sends_those_outputs_after_restart(
     group: Group,
 ) -> None:
+    group.env["TAGENGINE_FAULT_EXIT_AFTER_CHANGELOG"] = "3"
     worker = group.start("w1")
-    worker.env["TAGENGINE_FAULT_EXIT_AFTER_CHANGELOG"] = "3"
-    worker = group.restart(worker, "w1-faulty")
-    group.workers[0].stop()
+    await worker.ready()
     load = Load(group, seed=2)
     async with Collector(group.kafka, group.topic("tag-changes")) as changes, \
             Collector(group.kafka, group.topic("tasks")) as tasks:
