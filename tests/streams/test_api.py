@@ -99,7 +99,6 @@ async def test_catalog_changes_are_refused_when_no_token_is_configured(services:
         group.stop()
 
 
-@pytest.mark.flaky(reruns=2)
 async def test_dry_run_counts_match_what_the_catalog_change_then_does(group: Shop) -> None:
     first, second = await group.start_ready("w1", "w2")
     regulars = [f"r{n}" for n in range(10)]
@@ -134,7 +133,6 @@ async def _catalog_is(worker: Worker, version: object) -> bool:
     return (await call(worker, "GET", "/catalog"))[1]["version"] == version
 
 
-@pytest.mark.flaky(reruns=2)
 async def test_any_worker_answers_for_any_customer_and_tags_count_everyone(group: Shop) -> None:
     first, second = await group.start_ready("w1", "w2")
     customers = [f"c{n:03d}" for n in range(40)]
@@ -152,7 +150,6 @@ async def test_any_worker_answers_for_any_customer_and_tags_count_everyone(group
     assert counts["new"] == 40 and counts["active"] == 40 and counts["mature"] == 0
 
 
-@pytest.mark.flaky(reruns=2)
 async def test_members_of_a_tag_page_through_every_customer_exactly_once(group: Shop) -> None:
     first, _ = await group.start_ready("w1", "w2")
     customers = [f"m{n:05d}" for n in range(10_000)]

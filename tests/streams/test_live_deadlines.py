@@ -97,7 +97,6 @@ async def test_active_becomes_silent_within_a_second_of_its_deadline_with_no_eve
     assert b"tagengine_deadline_fire_delay_seconds_count 1.0" in metrics
 
 
-@pytest.mark.flaky(reruns=2)
 async def test_a_killed_worker_fires_its_pending_deadlines_after_restart(cluster: Cluster) -> None:
     customers = [f"k{n}" for n in range(12)]
     worker = cluster.start("w1")
@@ -113,7 +112,6 @@ async def test_a_killed_worker_fires_its_pending_deadlines_after_restart(cluster
     assert_same_changes(changes.messages, replay_changes(lines, last_login + 10 * SECOND))
 
 
-@pytest.mark.flaky(reruns=2)
 async def test_when_a_worker_dies_the_other_fires_the_deadlines_of_its_partitions(cluster: Cluster) -> None:
     customers = [f"m{n}" for n in range(16)]  # spread over all 4 partitions
     first, _ = await cluster.start_ready("w1", "w2")

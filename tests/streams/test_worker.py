@@ -172,7 +172,6 @@ async def test_a_record_keyed_to_another_partition_is_processed_by_the_owner(pip
     assert state is not None and state["seq"] == 2
 
 
-@pytest.mark.flaky(reruns=2)
 async def test_worker_killed_and_restarted_continues_from_its_state(services: Services, tmp_path: Path) -> None:
     pipe = Pipeline(services, tmp_path)
     pipe.worker.start()
