@@ -527,7 +527,7 @@ def _json_value(value: object, kind: str) -> object:
     if kind == TIME:
         from state.times import format_timestamp
 
-        return format_timestamp(value)  # type: ignore[arg-type]
+        return format_timestamp(value)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, frozenset):

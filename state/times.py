@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 SECOND = 1_000_000
 MINUTE = 60 * SECOND
@@ -65,6 +66,7 @@ def parse_timestamp(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * SECOND + delta.microseconds
 
 
+@lru_cache(maxsize=1 << 14)  # one batch formats its own "now" and its deadlines many times over
 def format_timestamp(micros: int) -> str:
     """Microseconds -> ``2026-11-22T10:00:00Z`` (fraction only when there is one)."""
     seconds, fraction = divmod(micros, SECOND)

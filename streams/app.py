@@ -16,12 +16,12 @@ The pieces, each in its own module: deadline ticks (``ticks.py``), the stall wat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -46,7 +46,6 @@ from streams.stall_watchdog import STALL_CHECK_SECONDS, StallWatchdog
 from streams.ticks import Ticker
 from streams.web import add_views
 
-Event = Any  # faust.types.EventT; Faust's generics add nothing here
 TABLE = "customers"
 COMMIT_FAILED_EXIT = 70
 
@@ -100,7 +99,7 @@ class Engine:
         self.commit = BatchCommit(self.publisher, self.table, settings.topic, after_changelog=self._fault_point())
         self.ticker = Ticker(self._send_ticks)
         self.watchdog: StallWatchdog | None = None
-        self._in_flight: asyncio.Future[Batch] | None = None
+        self._in_flight: asyncio.Future[None] | None = None  # the last batch's commit
         self._owned: set[int] = set()
         self._fired_since_report = self._reevaluated_since_report = 0
         self._projection_errors_seen = 0
@@ -147,19 +146,36 @@ class Engine:
         """The offsets to commit once these records are done: the next one of each partition."""
         return {TP(r.topic, r.partition): r.offset + 1 for r in raw}
 
-    async def handle_records(self, records: list[Record], offsets: dict[Any, int], oldest: float) -> Batch:
-        """Process one batch and commit it; returns only when everything it wrote is in Kafka and
-        the input offsets are committed. ``oldest``: the earliest record timestamp, in seconds."""
+    async def handle_records(self, records: list[Record], offsets: dict[Any, int], oldest: float) -> None:
+        """Process one batch and start its commit; ``oldest``: the earliest record timestamp, in s.
+
+        The commit of a batch overlaps the processing of the next one (its writes travel to the
+        broker while the engine computes), and commits run one after the other, in batch order.
+        At most one commit is waiting when this returns.
+        """
         started = time.perf_counter()
         now = wall_clock()
-        # Once processing has begun, the states in memory are ahead of Kafka until the commit is
-        # done: a cancelled agent (shutdown) waits for it, and a failure stops the process.
-        work = self._in_flight = asyncio.ensure_future(self._process_and_commit(records, offsets, now))
+        await self.commit.resend_unconfirmed(self._owned)
+        batch = self.processor.process(records, now)  # synchronous: no coroutine sees a half batch
+        # From here the states in memory are ahead of Kafka until this commit is done: it is
+        # chained at once, with no await in between, so a cancellation cannot drop it.
+        previous = self._in_flight
+        self._in_flight = asyncio.ensure_future(
+            self._commit_in_order(previous, batch, offsets, now, _Timing(oldest, started))
+        )
+        if previous is not None:
+            await asyncio.shield(previous)  # back pressure: one commit in flight behind this one
+
+    async def _commit_in_order(
+        self, previous: asyncio.Future[None] | None, batch: Batch, offsets: dict[Any, int], now: int, timing: _Timing
+    ) -> None:
         try:
-            batch = await asyncio.shield(work)
-        except asyncio.CancelledError:
-            await work
-            raise
+            if previous is not None:
+                await previous
+            await self.commit.commit(batch, now)
+            consumer = self.app.consumer
+            if await consumer._commit(offsets):  # type: ignore[attr-defined]  # Faust's commit of given offsets
+                consumer._committed_offset.update(offsets)  # type: ignore[attr-defined]  # read by the watchdog
         except Exception as failure:
             # Going on would build new changes on states whose outputs never arrived. Stopping
             # hard is what a crash does, and crashes are safe (streams/commit.py): the restarted
@@ -171,21 +187,17 @@ class Engine:
         if self.projection is not None:
             for state in batch.changed:  # seq only moves with a tag change: nothing else to project
                 self.projection.offer(Snapshot.of(state))
-        self._count(records, batch, oldest, started)
+        self._count(batch, timing)
         self.ticker.handled(batch.ticked)
         if batch.ticked:
             self.ticker.tick(now, self._owned, self.processor.deadlines, self.processor.stale)  # catching up
             self._report_progress(now, len(batch.fire_delays), batch.reevaluated)
-        return batch
 
-    async def _process_and_commit(self, records: list[Record], offsets: dict[Any, int], now: int) -> Batch:
-        await self.commit.resend_unconfirmed(self._owned)
-        batch = self.processor.process(records, now)  # synchronous: no coroutine sees a half batch
-        await self.commit.commit(batch, now)
-        consumer = self.app.consumer
-        if await consumer._commit(offsets):  # type: ignore[attr-defined]  # Faust's commit of given offsets
-            consumer._committed_offset.update(offsets)  # type: ignore[attr-defined]  # read by the watchdog
-        return batch
+    async def finish_commits(self) -> None:
+        """Until every batch processed so far is committed."""
+        work = self._in_flight
+        if work is not None and not work.done():
+            await asyncio.shield(work)
 
     def _fault_point(self) -> Callable[[], None]:
         """For fault tests: exit like a kill -9 after the Nth changelog write, if so configured."""
@@ -234,13 +246,9 @@ class Engine:
     # -- rebalance and catalog changes --
 
     async def _on_partitions_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        """Let the batch in progress finish before the partitions go: its new owner must find its
-        state in the changelog and its offsets committed, or it would redo the batch differently."""
-        work = self._in_flight
-        if work is not None and not work.done():
-            log.info("partitions revoked: finishing the batch in progress first")
-            with contextlib.suppress(Exception):  # a failed batch stops the worker in handle_records
-                await asyncio.shield(work)
+        """Let the commits in progress finish before the partitions go: their new owner must find
+        the state in the changelog and the offsets committed, or it would redo batches differently."""
+        await self.finish_commits()
 
     async def _on_rebalance_complete(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         changelog = self.table.changelog_topic_name
@@ -322,6 +330,7 @@ class Engine:
         self.projection.start()
 
     async def _stop_clients(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await self.finish_commits()
         if self.projection is not None:
             await self.projection.close()
         await self.publisher.stop()
@@ -369,12 +378,9 @@ class Engine:
             "lag": {f"{topic}[{partition}]": behind for (topic, partition), behind in sorted(self.lag().items())},
         }
 
-    def _count(self, records: list[Record], batch: Batch, oldest: float, started: float) -> None:
+    def _count(self, batch: Batch, timing: _Timing) -> None:
         m = self.metrics
-        read: dict[str, int] = {}
-        for record in records:
-            read[record.topic] = read.get(record.topic, 0) + 1
-        for topic, count in read.items():
+        for topic, count in batch.read.items():
             m.events_in.labels(topic).inc(count)
         for topic, count in batch.applied.items():
             m.events_applied.labels(topic).inc(count)
@@ -384,7 +390,15 @@ class Engine:
         m.rerouted.inc(len(batch.reroutes))
         m.count_outputs(batch.changes, batch.tasks)
         m.reevaluated.inc(batch.reevaluated)
-        m.batch_seconds.observe(time.perf_counter() - started)
+        m.batch_seconds.observe(time.perf_counter() - timing.started)
         for delay in batch.fire_delays:
             m.fire_delay.observe(delay / 1_000_000)
-        m.latency.observe(max(0.0, time.time() - oldest))
+        m.latency.observe(max(0.0, time.time() - timing.oldest))
+
+
+@dataclass(frozen=True, slots=True)
+class _Timing:
+    """When a batch started, and the timestamp (s) of its oldest record: for the metrics."""
+
+    oldest: float
+    started: float

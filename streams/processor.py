@@ -45,6 +45,7 @@ class Batch:
     tasks: list[Task] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     reroutes: list[tuple[Record, str, int]] = field(default_factory=list)  # record, key, partition
+    read: dict[str, int] = field(default_factory=dict)  # topic -> records read
     applied: dict[str, int] = field(default_factory=dict)  # topic -> events applied
     duplicates: int = 0
     fire_delays: list[int] = field(default_factory=list)  # microseconds late, per deadline fired
@@ -81,7 +82,9 @@ class BatchProcessor:
 
     def process(self, records: Iterable[Record], now: int) -> Batch:
         run = _Run(self, Batch(), now)
+        read = run.batch.read
         for record in records:
+            read[record.topic] = read.get(record.topic, 0) + 1
             if record.topic == TICKS:
                 run.tick(record.partition)
             else:

@@ -43,7 +43,7 @@ class Settings:
     # (the bound on catch-up work between two batches of events).
     timer_interval: float = 0.2
     timer_batch: int = 1000
-    batch_size: int = 2000
+    batch_size: int = 5000
     batch_seconds: float = 0.05
     # Records of the input topics straight from Faust's fetch loop in whole fetches
     # (streams/batch_intake.py); False: through a Faust agent's take_events, record by record.
