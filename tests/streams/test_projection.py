@@ -137,15 +137,21 @@ async def test_projection_follows_the_state_and_catches_up_after_redis_comes_bac
     assert members == set(customers)
 
 
-async def test_redis_restarted_empty_is_noticed_and_the_projection_written_again(
-    worker: Worker, redis_server: RedisServer
-) -> None:
-    customers = [f"e{n:02d}" for n in range(20)]
+async def tagged(worker: Worker, url: str, name: str) -> list[str]:
+    """20 customers with one order each (new, active, standard), shown in Redis."""
+    customers = [f"{name}{n:02d}" for n in range(20)]
     prefix = worker.env["TAGENGINE_TOPIC_PREFIX"]
     async with Collector(worker.env["KAFKA_BOOTSTRAP_SERVERS"], prefix + "tag-changes") as changes:
         await orders(worker, customers, 1)
         await changes.wait_for(lambda m: len(m) >= 3 * 20, what="20 customers tagged")
-    await converge(worker, redis_server.url, customers)
+    await converge(worker, url, customers)
+    return customers
+
+
+async def test_redis_restarted_empty_is_noticed_and_the_projection_written_again(
+    worker: Worker, redis_server: RedisServer
+) -> None:
+    customers = await tagged(worker, redis_server.url, "e")
     redis_server.stop()
     shutil.rmtree(redis_server.folder)
     redis_server.folder.mkdir()
@@ -157,12 +163,9 @@ async def test_redis_restarted_empty_is_noticed_and_the_projection_written_again
 async def test_redis_sync_rebuilds_the_projection_from_the_changelog(
     worker: Worker, redis_server: RedisServer
 ) -> None:
-    customers = [f"s{n:02d}" for n in range(20)]
-    prefix = worker.env["TAGENGINE_TOPIC_PREFIX"]
-    async with Collector(worker.env["KAFKA_BOOTSTRAP_SERVERS"], prefix + "tag-changes") as changes:
-        await orders(worker, customers, 1)
-        await changes.wait_for(lambda m: len(m) >= 3 * 20, what="20 customers tagged")
-    await converge(worker, redis_server.url, customers)
+    customers = await tagged(worker, redis_server.url, "s")
+    expected = await engine_view(worker, customers)
+    worker.stop()  # the rebuild must come from the changelog, not from a worker noticing the flush
     client = aioredis.from_url(redis_server.url)
     await client.flushall()
     await client.aclose()
@@ -172,7 +175,7 @@ async def test_redis_sync_rebuilds_the_projection_from_the_changelog(
     )
     assert result.returncode == 0, result.stderr
     assert "wrote the tags of" in result.stderr
-    assert await redis_view(redis_server.url, customers) == await engine_view(worker, customers)
+    assert await redis_view(redis_server.url, customers) == expected
     assert await _members(redis_server.url, "new") == set(customers)
 
 
