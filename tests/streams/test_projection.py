@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from state.times import format_timestamp
 from tests.conftest import Services
@@ -36,11 +38,21 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        """Start, and return once it accepts connections."""
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
              "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.02)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -108,7 +120,7 @@ async def converge(worker: Worker, url: str, customers: list[str], timeout: floa
         try:
             if await redis_view(url, customers) == expected:
                 return
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, RedisError):
             pass
         if time.monotonic() > deadline:
             raise AssertionError("the Redis projection did not converge to the engine's state")
