@@ -105,7 +105,7 @@ async def _fetch_once(self: Any, intake: Intake) -> None:
     else:
         await self.perform_seek()  # as Faust: fetched while flow stopped, back to committed offsets
     to_rewind = faust_patches.not_passed_on(records, passed)
-    if to_rewind and drained is not None and thread is not None:
+    if to_rewind and drained is not None and thread is not None and not self.should_stop:
         await thread.call_thread(faust_patches.rewind, thread, drained, to_rewind)
 
 

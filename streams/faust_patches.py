@@ -147,7 +147,7 @@ async def getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         except Exception as ex:
             self.log.warning(f"exception performing seek when flow not active {ex}")
     to_rewind = not_passed_on(records, first)
-    if to_rewind and drained is not None and thread is not None:
+    if to_rewind and drained is not None and thread is not None and not self.should_stop:
         await thread.call_thread(rewind, thread, drained, to_rewind)
 
 
