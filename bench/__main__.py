@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import sys
 import tempfile
@@ -175,7 +174,7 @@ def bench_broker(results: Results, size: Sizes, cleanup: ExitStack) -> None:
         results.add("ratio", "worker / plain agent", worker / plain, "x")
     if worker and consumer:
         results.add("ratio", "worker / raw consumer", worker / consumer, "x")
-    timers_live.run(results, bootstrap, _clean_env(), size.timer_customers)
+    timers_live.run(results, bootstrap, live.clean_env(), size.timer_customers)
 
 
 async def _prepare(bootstrap: str, topics: Topics, size: Sizes) -> None:
@@ -208,7 +207,7 @@ def bench_raw(results: Results, bootstrap: str, topics: Topics, size: Sizes) -> 
 
 def bench_plain(results: Results, bootstrap: str, topics: Topics, size: Sizes, folder: Path,
                 cleanup: ExitStack) -> float | None:
-    env = {**_clean_env(), "BENCH_BROKER": bootstrap, "BENCH_TOPIC": topics.plain,
+    env = {**live.clean_env(), "BENCH_BROKER": bootstrap, "BENCH_TOPIC": topics.plain,
            "BENCH_APP_ID": topics.prefix + "plain-agent", "BENCH_DATADIR": str(folder / "plain-data"),
            "BENCH_PARTITIONS": str(size.partitions)}
     child = live.Child("plain-agent", "bench.plain_agent", [], env, folder)
@@ -222,19 +221,9 @@ def bench_plain(results: Results, bootstrap: str, topics: Topics, size: Sizes, f
 
 def bench_worker(results: Results, bootstrap: str, topics: Topics, size: Sizes, folder: Path,
                  cleanup: ExitStack) -> float | None:
-    env = {
-        **_clean_env(),
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "REDIS_URL": "none",
-        "TAGENGINE_TOPIC_PREFIX": topics.prefix,
-        "TAGENGINE_APP_ID": topics.prefix + "tagengine",
-        "TAGENGINE_PARTITIONS": str(size.partitions),
-        "TAGENGINE_STORE": "rocksdb",
-        "TAGENGINE_DATADIR": str(folder / "worker-data"),
-        "TAGENGINE_WEB_HOST": "127.0.0.1",
-    }
-    child = live.Child("worker", "streams.cli", ["worker", "--loglevel", "warning"], env, folder)
-    child.env["TAGENGINE_WEB_PORT"] = str(child.port)
+    env = live.worker_env(bootstrap, topics.prefix, topics.prefix + "tagengine", size.partitions,
+                          folder / "worker-data")
+    child = live.worker_child("worker", env, folder)
     cleanup.callback(child.stop)
     progress(f"tagengine worker (rocksdb, REDIS_URL=none): {size.live_events:,} events")
     measured = live.measure(child, "tagengine_events_in_total", size.live_events, size.live_budget)
@@ -257,11 +246,6 @@ def _report_live(results: Results, section: str, name: str, measured: live.Measu
         note = f"{measured.problem}; {note}"
     results.add(section, name, measured.rate, "events/s", note)
     return measured.rate
-
-
-def _clean_env() -> dict[str, str]:
-    """This process's environment without the engine's settings: each child gets its own."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("TAGENGINE_", "BENCH_"))}
 
 
 def _delete_topics(bootstrap: str, prefix: str) -> None:

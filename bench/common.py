@@ -60,10 +60,11 @@ class Results:
 
     def table(self) -> str:
         width = max((len(f.name) for f in self.figures), default=10)
-        lines = [f"{'section':<8}  {'figure':<{width}}  {'value':>14}  unit", "-" * (width + 40)]
+        sections = max((len(f.section) for f in self.figures), default=8)
+        lines = [f"{'section':<{sections}}  {'figure':<{width}}  {'value':>14}  unit", "-" * (width + sections + 32)]
         for f in self.figures:
             note = f"  ({f.note})" if f.note else ""
-            lines.append(f"{f.section:<8}  {f.name:<{width}}  {format_value(f.value):>14}  {f.unit}{note}")
+            lines.append(f"{f.section:<{sections}}  {f.name:<{width}}  {format_value(f.value):>14}  {f.unit}{note}")
         return "\n".join(lines)
 
 

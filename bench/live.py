@@ -12,9 +12,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bench.common import ROOT, progress
@@ -61,6 +64,16 @@ class Child:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
+    def rss_bytes(self) -> int | None:
+        """Resident memory of the process now (Linux /proc), None once it has exited."""
+        if not self.alive():
+            return None
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return None
+
     def stop(self, grace: float = 30) -> None:
         if not self.alive():
             return
@@ -78,8 +91,59 @@ class Child:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def metric_sum(port: int, name: str) -> float | None:
-    """Sum of all samples of a Prometheus counter (all label sets); None if the page is not up."""
+def clean_env() -> dict[str, str]:
+    """This process's environment without the engine's settings: each child gets its own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TAGENGINE_", "BENCH_"))}
+
+
+def worker_env(bootstrap: str, prefix: str, app_id: str, partitions: int, datadir: Path) -> dict[str, str]:
+    """The environment of a ``tagengine worker`` child: RocksDB store, no Redis, its own topics."""
+    return {
+        **clean_env(),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "REDIS_URL": "none",
+        "TAGENGINE_TOPIC_PREFIX": prefix,
+        "TAGENGINE_APP_ID": app_id,
+        "TAGENGINE_PARTITIONS": str(partitions),
+        "TAGENGINE_STORE": "rocksdb",
+        "TAGENGINE_DATADIR": str(datadir),
+        "TAGENGINE_WEB_HOST": "127.0.0.1",
+    }
+
+
+def worker_child(name: str, env: dict[str, str], folder: Path) -> Child:
+    """A ``tagengine worker`` child with its web server (``/metrics``) on a port of its own."""
+    child = Child(name, "streams.cli", ["worker", "--loglevel", "warning"], env, folder)
+    child.env["TAGENGINE_WEB_PORT"] = str(child.port)
+    return child
+
+
+def serve_counter(port: int, name: str, read: Callable[[], int]) -> None:
+    """Serve ``<name> <read()>`` on ``http://127.0.0.1:<port>/metrics`` from a daemon thread.
+
+    For the children that have no web server of their own (raw client, Quix Streams), so that
+    ``measure`` polls every system the same way.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = f"{name} {read()}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # no access log on stderr
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+
+
+def metric_sum(port: int, name: str, exclude: str = "") -> float | None:
+    """Sum of all samples of a Prometheus counter (all label sets but those containing
+    ``exclude``, if given); None if the page is not up."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
@@ -87,6 +151,8 @@ def metric_sum(port: int, name: str) -> float | None:
         return None
     total = 0.0
     for line in text.splitlines():
+        if exclude and exclude in line:
+            continue
         if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
@@ -107,58 +173,72 @@ class Measurement:
 
 
 class _Seen:
-    """What the polls of one process have seen so far."""
+    """What the polls of a group of processes (one or more) have seen so far: their summed counts."""
 
-    def __init__(self, child: Child, expected: int) -> None:
-        self.child = child
+    def __init__(self, children: Sequence[Child], expected: int) -> None:
+        self.children = children
+        self.name = " + ".join(child.name for child in children)
         self.expected = expected
         self.launched = self.last_change = self.last_report = time.monotonic()
         self.first: tuple[float, float, float] | None = None  # (time, count, CPU seconds)
         self.count = 0.0
 
+    def cpu_seconds(self) -> float:
+        return sum(child.cpu_seconds() for child in self.children)
+
     def update(self, now: float, count: float) -> None:
         if self.first is None:
-            self.first = (now, count, self.child.cpu_seconds())
-            progress(f"{self.child.name}: first events after {now - self.launched:.1f} s")
+            self.first = (now, count, self.cpu_seconds())
+            progress(f"{self.name}: first events after {now - self.launched:.1f} s")
         if count != self.count:
             self.last_change, self.count = now, count
         if self.first is not None and now - self.last_report >= 10:
             self.last_report = now
             rate = (count - self.first[1]) / max(now - self.first[0], 1e-9)
-            progress(f"{self.child.name}: {count:,.0f}/{self.expected:,} events, {rate:,.0f}/s so far")
+            progress(f"{self.name}: {count:,.0f}/{self.expected:,} events, {rate:,.0f}/s so far")
 
 
-def _poll(seen: _Seen, metric: str, start_timeout: float, stall_timeout: float) -> str:
+def _poll(seen: _Seen, metric: str, exclude: str, start_timeout: float, stall_timeout: float) -> str:
     """One poll; returns why to stop early, or ""."""
-    child = seen.child
     now = time.monotonic()
-    count = metric_sum(child.port, metric)
-    if not child.alive():
-        return f"{child.name} exited with {child.process.returncode if child.process else '?'}"
+    counts = [metric_sum(child.port, metric, exclude) for child in seen.children]
+    for child in seen.children:
+        if not child.alive():
+            return f"{child.name} exited with {child.process.returncode if child.process else '?'}"
+    count = sum(c for c in counts if c)
     if count:
         seen.update(now, count)
     if seen.first is None and now - seen.launched > start_timeout:
-        return f"{child.name}: nothing processed in {start_timeout:.0f} s"
+        return f"{seen.name}: nothing processed in {start_timeout:.0f} s"
     if seen.first is not None and now - seen.last_change > stall_timeout:
-        return f"{child.name}: stalled at {seen.count:,.0f} events for {stall_timeout:.0f} s"
+        return f"{seen.name}: stalled at {seen.count:,.0f} events for {stall_timeout:.0f} s"
     return ""
 
 
 def measure(child: Child, metric: str, expected: int, budget: float = 0, start_timeout: float = 180,
-            stall_timeout: float = 60) -> Measurement:
+            stall_timeout: float = 60, exclude: str = "") -> Measurement:
     """Start ``child`` and poll ``metric`` until it reaches ``expected``, stalls, or the child dies.
 
     With a ``budget`` (seconds of processing, 0: none) the measurement ends after it, counting
-    the events processed so far.
+    the events processed so far. Samples whose labels contain ``exclude`` are not counted.
     """
-    seen = _Seen(child, expected)
-    child.start()
+    return measure_group([child], metric, expected, budget, start_timeout, stall_timeout, exclude)
+
+
+def measure_group(children: Sequence[Child], metric: str, expected: int, budget: float = 0,
+                  start_timeout: float = 180, stall_timeout: float = 60, exclude: str = "") -> Measurement:
+    """``measure`` for processes sharing one input (a consumer group): all are started together,
+    and the rate is their summed count from the first event any of them processed to the last."""
+    seen = _Seen(children, expected)
+    for child in children:
+        child.start()
     problem = ""
     while not problem and seen.count < expected:
         time.sleep(POLL_SECONDS)
-        problem = _poll(seen, metric, start_timeout, stall_timeout)
+        problem = _poll(seen, metric, exclude, start_timeout, stall_timeout)
         if problem:
-            progress(f"{problem}; log tail:\n{child.log_tail()}")
+            for child in children:
+                progress(f"{problem}; {child.name} log tail:\n{child.log_tail()}")
         elif budget and seen.first is not None and time.monotonic() - seen.first[0] > budget:
             problem = f"TRUNCATED by the time budget of {budget:.0f} s"
     if seen.first is None:
@@ -169,7 +249,7 @@ def measure(child: Child, metric: str, expected: int, budget: float = 0, start_t
         events=int(seen.count - first_count),
         seconds=ended - started,
         startup_seconds=started - seen.launched,
-        cpu_cores=(child.cpu_seconds() - first_cpu) / max(ended - started, 1e-9),
+        cpu_cores=(seen.cpu_seconds() - first_cpu) / max(ended - started, 1e-9),
         completed=not problem,
         problem=problem,
     )
