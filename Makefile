@@ -42,7 +42,9 @@ test: lint
 unit: install
 	$(BIN)/python -m pytest -m "not integration"
 
+# The benchmarks also need the bench-only extra (Quix Streams, a baseline of bench/throughput.py).
 bench: install
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m bench
 
 clean:
