@@ -9,7 +9,10 @@ One run measures, and prints as a summary table at the end:
 3. a live ``tagengine worker`` on the local broker, events/s from first to last processed event
    (``bench.live``);
 4. baselines on the same broker in the same run: raw aiokafka producer and consumer, and a plain
-   Faust agent with one table write per event (``bench.kafka``, ``bench.plain_agent``).
+   Faust agent with one table write per event (``bench.kafka``, ``bench.plain_agent``);
+5. throughput side by side on a live and a backfill backlog: raw aiokafka, Faust (take-only and
+   plain), Quix Streams, one and two workers; latency at half load; memory with 1M customers
+   (``bench.throughput``).
 
 Progress goes to stderr, figures to stdout.
 """

@@ -9,6 +9,9 @@ Sections, in order (each figure is printed as soon as it is known, the summary a
 - worker: one ``tagengine worker`` (RocksDB store), and its ratios to the baselines;
 - timers: deadline index memory and rebuild time (1M customers, no broker), and fire delay of
   100k live deadlines while other events flow (``bench/timers_live.py``);
+- throughput: raw aiokafka, Faust, Quix Streams and one and two workers side by side on a live and
+  a backfill backlog; latency event -> tag change at half load; a worker's memory with 1M customers
+  (``bench/throughput.py``);
 - api: ``GET /customers/<id>`` requests per second on one worker;
 - catalog: the cost of re-evaluating customers after a catalog change (1M, engine only) and the
   live re-evaluation rate after ``PUT /catalog``.
@@ -31,7 +34,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import deadlines, kafka, live, replay, state_size, timers_live
+from bench import deadlines, kafka, live, replay, state_size, throughput, timers_live
 from bench.common import Results, median, progress
 from rules.catalog import Catalog, load_default_catalog
 from state.codec import encode_state
@@ -50,6 +53,7 @@ class Sizes:
     partitions: int
     index_customers: int  # deadline index memory and rebuild
     timer_customers: int  # customers with deadlines firing live
+    throughput: throughput.Sizes | None  # None: the section is skipped
 
 
 def sizes(args: argparse.Namespace) -> Sizes:
@@ -57,10 +61,11 @@ def sizes(args: argparse.Namespace) -> Sizes:
         return Sizes(events=min(args.events, 20_000), customers=args.customers, replay_budget=60,
                      engine_sample=2_000, live_events=min(args.live_events, 10_000), live_budget=60,
                      raw_messages=50_000, repeats=1, partitions=args.partitions,
-                     index_customers=100_000, timer_customers=5_000)
+                     index_customers=100_000, timer_customers=5_000,
+                     throughput=None if args.no_throughput else throughput.Sizes.quick())
     return Sizes(args.events, args.customers, args.replay_budget, args.engine_sample, args.live_events,
                  args.live_budget, args.raw_messages, args.repeats, args.partitions,
-                 args.index_customers, args.timer_customers)
+                 args.index_customers, args.timer_customers, None if args.no_throughput else throughput.Sizes())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,6 +89,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="customers for the deadline index memory and rebuild figures")
     parser.add_argument("--timer-customers", type=int, default=100_000,
                         help="customers whose deadlines fire live while events flow")
+    parser.add_argument("--no-throughput", action="store_true",
+                        help="skip the throughput section (about 30 min at full size)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a short smoke run of every section")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--offline", action="store_true", help="only the replay and state sections (no broker)")
@@ -174,6 +181,8 @@ def bench_broker(results: Results, size: Sizes, cleanup: ExitStack) -> None:
         results.add("ratio", "worker / plain agent", worker / plain, "x")
     if worker and consumer:
         results.add("ratio", "worker / raw consumer", worker / consumer, "x")
+    if size.throughput is not None:
+        throughput.run_section(results, bootstrap, size.throughput, cleanup)
     timers_live.run(results, bootstrap, live.clean_env(), size.timer_customers)
 
 

@@ -1,0 +1,485 @@
+"""Throughput of the tag engine against the baselines, side by side on the same backlogs (issue 7).
+
+Two workloads are generated and produced once, before any system starts, so no system waits on a
+producer: *live* (events occurring now, in order, over 100,000 customers) and *backfill* (a
+history import: 20,000 customers, ``occurred_at`` spread over the last 200 days, random arrival
+order). Both are valid input (``connectors.generator.demo_events`` without its broken records;
+refunds never arrive before their order) keyed by ``customer_id`` over 8 partitions.
+
+Systems, each on a copy of the same backlog, events/s from the first processed event to the last
+(start-up excluded, ``bench.live.measure``), each bounded by a time budget of processing:
+
+1. raw aiokafka: consume, orjson-decode, produce one output per event (``bench.raw_pipe``);
+2. a Faust agent that only takes batches (``take_events(2000, 0.05)``) and decodes (``bench.faust_take``);
+3. a plain Faust agent: one table write and one output per event (``bench.plain_agent``);
+4. a minimal Quix Streams app: one state write and one output per event (``bench.quix_minimal``);
+5. ``tagengine worker``: the full default catalog, RocksDB store, no Redis;
+6. two ``tagengine worker`` processes in one group: their summed count, first to last event.
+
+The baselines (1-4) read one topic holding the whole backlog; each worker system reads its own
+copy of the engine's four input topics (same records, same order per key). Runs shorter than
+``REPEAT_BELOW`` seconds are repeated and their median is kept. Deadline ticks, the worker's
+internal input, are not counted as events.
+
+Then, on fresh topics: the latency event -> tag change (p50, p99) of one worker fed live events
+at half its measured live rate, send time to the tag change arriving at a consumer (matched by the
+change's ``event_id``); and the resident memory of a worker once it holds N customers (one login
+each; 1,000,000 by default).
+
+Run alone: ``python -m bench.throughput [--quick]``; it is also a section of ``python -m bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import itertools
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from bench import kafka, live
+from bench.common import CACHE, Results, median, percentile, progress
+from connectors.generator import GeneratedRecord, demo_events
+from connectors.kafka_admin import TICKS, ensure_topics
+from state.times import DAY, format_timestamp, wall_clock
+
+WORKER_METRIC = "tagengine_events_in_total"
+NOT_EVENTS = f'topic="{TICKS}"'  # the worker's own deadline ticks
+REPEAT_BELOW = 30.0  # seconds of processing: shorter runs are repeated (noisy machine)
+MAX_REPEATS = 3
+LOGS = CACHE / "logs"  # logs of processes that crashed or stalled, kept after the run
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    events: int = 200_000  # per workload
+    live_customers: int = 100_000
+    backfill_customers: int = 20_000
+    backfill_days: int = 200
+    budget: float = 100  # seconds of processing per system and workload
+    latency_seconds: float = 60
+    memory_customers: int = 1_000_000
+    memory_budget: float = 900  # about 1,500 logins/s: 1M takes 11 min
+    partitions: int = 8
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(events=20_000, live_customers=10_000, backfill_customers=2_000, budget=30,
+                   latency_seconds=15, memory_customers=50_000, memory_budget=120)
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    key: str  # short, in topic names and app ids
+    name: str
+    module: str = ""  # baselines: the child's module
+    metric: str = ""
+    workers: int = 0  # tag engine systems: how many worker processes
+
+
+RAW = System("raw", "raw aiokafka", "bench.raw_pipe", "raw_events_in_total")
+TAKE = System("take", "Faust take+decode only", "bench.faust_take", "take_events_in_total")
+PLAIN = System("plain", "Faust plain agent", "bench.plain_agent", "plain_events_in_total")
+QUIX = System("quix", "Quix Streams minimal", "bench.quix_minimal", "quix_events_in_total")
+WORKER = System("w1", "tagengine worker", workers=1)
+PAIR = System("w2", "2 tagengine workers", workers=2)
+SYSTEMS = (RAW, TAKE, PLAIN, QUIX, WORKER, PAIR)
+
+
+@dataclass(slots=True)
+class Run:
+    """One run of the section: where it writes, and what it must remove at the end."""
+
+    bootstrap: str
+    size: Sizes
+    folder: Path
+    cleanup: ExitStack
+    prefix: str = field(default_factory=lambda: f"tp{uuid.uuid4().hex[:8]}-")
+
+    def workload_prefix(self, workload: str) -> str:
+        return f"{self.prefix}{workload}-"
+
+    def backlog_topic(self, workload: str) -> str:
+        """The baselines' input: the whole backlog in one topic."""
+        return self.workload_prefix(workload) + "all"
+
+    def engine_prefix(self, workload: str, system: System) -> str:
+        """TAGENGINE_TOPIC_PREFIX of a worker system: its own copy of the four input topics."""
+        return self.workload_prefix(workload) + system.key + "-"
+
+
+# -- workloads --
+
+
+def live_records(count: int, customers: int, seed: int = 11) -> list[GeneratedRecord]:
+    """Events happening now, in order: the demo generator with the wall clock as event time."""
+    return list(itertools.islice(demo_events(customers, seed=seed, broken=0), count))
+
+
+def backfill_records(count: int, customers: int, days: int, seed: int = 13) -> list[GeneratedRecord]:
+    """A history import: event times over the last ``days`` days, in random arrival order.
+
+    A refund arriving before its order would be rejected, not applied: such refunds are left out.
+    """
+    records = list(itertools.islice(demo_events(customers, seed=seed, history=days * DAY, broken=0),
+                                    count + count // 10))
+    random.Random(seed).shuffle(records)
+    return list(itertools.islice(_orders_before_refunds(records), count))
+
+
+def _orders_before_refunds(records: Iterable[GeneratedRecord]) -> Iterator[GeneratedRecord]:
+    orders: set[str] = set()
+    for record in records:
+        if record.topic == "orders":
+            value = orjson.loads(record.value)
+            if value["status"] == "refunded" and value["order_id"] not in orders:
+                continue
+            orders.add(value["order_id"])
+        yield record
+
+
+async def prepare(run: Run, workload: str, records: list[GeneratedRecord]) -> None:
+    """Create the workload's topics and produce its backlog into each system's input."""
+    size = run.size
+    backlog = run.backlog_topic(workload)
+    await kafka.create_topics(run.bootstrap, [backlog], size.partitions)
+    seconds = await kafka.produce(run.bootstrap, ((backlog, r.key, r.value) for r in records))
+    progress(f"{workload}: produced {len(records):,} events into {backlog} in {seconds:.1f} s")
+    for system in (WORKER, PAIR):
+        prefix = run.engine_prefix(workload, system)
+        await ensure_topics(run.bootstrap, prefix, size.partitions)
+        seconds = await kafka.produce(run.bootstrap, ((prefix + r.topic, r.key, r.value) for r in records))
+        progress(f"{workload}: produced the same events into {prefix}<topic> in {seconds:.1f} s")
+
+
+# -- one system on one workload --
+
+
+def baseline_children(run: Run, workload: str, system: System, attempt: int) -> list[live.Child]:
+    name = f"{workload}-{system.key}-{attempt}"
+    output = f"{run.workload_prefix(workload)}out-{system.key}"
+    asyncio.run(kafka.create_topics(run.bootstrap, [output], run.size.partitions))
+    env = {**live.clean_env(), "BENCH_BROKER": run.bootstrap, "BENCH_TOPIC": run.backlog_topic(workload),
+           "BENCH_OUTPUT_TOPIC": output, "BENCH_APP_ID": run.prefix + name,
+           "BENCH_DATADIR": str(run.folder / name), "BENCH_PARTITIONS": str(run.size.partitions)}
+    child = live.Child(name, system.module, [], env, run.folder)
+    child.env["BENCH_WEB_PORT"] = str(child.port)
+    return [child]
+
+
+def worker_children(run: Run, workload: str, system: System, attempt: int) -> list[live.Child]:
+    prefix = run.engine_prefix(workload, system)
+    app_id = f"{prefix}tagengine-{attempt}"  # a new group reads the backlog from the start
+    children = []
+    for n in range(1, system.workers + 1):
+        name = f"{workload}-{system.key}-{attempt}-{n}"
+        env = live.worker_env(run.bootstrap, prefix, app_id, run.size.partitions, run.folder / name)
+        children.append(live.worker_child(name, env, run.folder))
+    return children
+
+
+def measure_once(run: Run, workload: str, system: System, attempt: int) -> live.Measurement:
+    if system.workers:
+        children, metric = worker_children(run, workload, system, attempt), WORKER_METRIC
+    else:
+        children, metric = baseline_children(run, workload, system, attempt), system.metric
+    for child in children:
+        run.cleanup.callback(child.stop)
+    try:
+        measured = live.measure_group(children, metric, run.size.events, run.size.budget, exclude=NOT_EVENTS)
+        if len(children) > 1:
+            shares = [live.metric_sum(c.port, metric, NOT_EVENTS) or 0 for c in children]
+            progress(f"{system.name}: events per process {', '.join(f'{s:,.0f}' for s in shares)}")
+    finally:
+        for child in children:
+            child.stop()
+    if failed(measured):
+        _keep_logs(run, children)
+    return measured
+
+
+def failed(measured: live.Measurement) -> bool:
+    """A crash, a stall or nothing processed: not a rate (a time budget running out is one)."""
+    return not measured.events or not (measured.completed or measured.problem.startswith("TRUNCATED"))
+
+
+def _keep_logs(run: Run, children: list[live.Child]) -> None:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    for child in children:
+        if child.log_path.exists():
+            kept = LOGS / f"{run.prefix}{child.log_path.name}"
+            shutil.copyfile(child.log_path, kept)
+            progress(f"log of {child.name} kept in {kept}")
+
+
+def measure_system(run: Run, workload: str, system: System) -> list[live.Measurement]:
+    """Up to ``MAX_REPEATS`` runs: a failed run is tried again (and reported), a short one is
+    repeated (a median of short runs is steadier on a noisy machine), a long one is enough."""
+    runs: list[live.Measurement] = []
+    for attempt in range(1, MAX_REPEATS + 1):
+        progress(f"{workload}: {system.name}, run {attempt}")
+        measured = measure_once(run, workload, system, attempt)
+        runs.append(measured)
+        progress(f"{workload}: {system.name}: {'FAILED: ' if failed(measured) else ''}{_describe(measured)}")
+        if not failed(measured) and not (measured.completed and measured.seconds < REPEAT_BELOW):
+            break
+    return runs
+
+
+def _describe(measured: live.Measurement) -> str:
+    if not measured.events:
+        return measured.problem or "nothing processed"
+    text = (f"{measured.rate:,.0f} events/s: {measured.events:,} events in {measured.seconds:.1f} s after "
+            f"{measured.startup_seconds:.1f} s start-up, {measured.cpu_cores:.2f} CPU cores")
+    return f"{text} ({measured.problem})" if measured.problem else text
+
+
+def rate_of(runs: list[live.Measurement]) -> float:
+    good = [m.rate for m in runs if not failed(m)]
+    return median(good) if good else float("nan")
+
+
+# -- latency and memory of one worker --
+
+
+async def latency(run: Run, rate: float) -> tuple[list[float], int]:
+    """Seconds from sending each live event to its first tag change arriving at a consumer, at
+    ``rate`` events/s for ``latency_seconds``; returns those latencies and the number sent."""
+    size = run.size
+    prefix = run.workload_prefix("latency")  # its topics were created at the start
+    env = live.worker_env(run.bootstrap, prefix, prefix + "tagengine", size.partitions, run.folder / "latency")
+    worker = live.worker_child("latency-worker", env, run.folder)
+    run.cleanup.callback(worker.stop)
+    events = demo_events(size.live_customers, seed=17, broken=0)
+    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap)
+    await producer.start()
+    try:
+        worker.start()
+        await _warm_up(worker, producer, prefix, events)
+        sent: dict[str, float] = {}
+        stop = asyncio.Event()
+        collector = asyncio.ensure_future(_collect_changes(run, prefix + "tag-changes", sent, stop))
+        await _send_at_rate(producer, prefix, events, rate, size.latency_seconds, sent)
+        await asyncio.sleep(5)  # the last events' changes
+        stop.set()
+        latencies = await collector
+    finally:
+        await producer.stop()
+        worker.stop()
+    return latencies, len(sent)
+
+
+async def _warm_up(worker: live.Child, producer: AIOKafkaProducer, prefix: str,
+                   events: Iterator[GeneratedRecord], count: int = 200, timeout: float = 180) -> None:
+    """Send ``count`` events and wait until the worker has read them: it has joined and is ready."""
+    for record in itertools.islice(events, count):
+        await producer.send(prefix + record.topic, record.value, key=record.key)
+    await producer.flush()
+    deadline = time.monotonic() + timeout
+    while (live.metric_sum(worker.port, WORKER_METRIC, NOT_EVENTS) or 0) < count:
+        if time.monotonic() > deadline or not worker.alive():
+            raise RuntimeError(f"latency worker not consuming after {timeout:.0f} s:\n{worker.log_tail()}")
+        await asyncio.sleep(0.2)
+
+
+async def _send_at_rate(producer: AIOKafkaProducer, prefix: str, events: Iterator[GeneratedRecord],
+                        rate: float, seconds: float, sent: dict[str, float]) -> None:
+    """Send events at a fixed rate (each generated as it is sent: its event time is now)."""
+    progress(f"latency: sending {rate:,.0f} live events/s for {seconds:.0f} s")
+    started = time.monotonic()
+    count = 0
+    while (elapsed := time.monotonic() - started) < seconds:
+        while count < elapsed * rate:
+            record = next(events)
+            sent[orjson.loads(record.value)["event_id"]] = time.time()
+            await producer.send(prefix + record.topic, record.value, key=record.key)
+            count += 1
+        await asyncio.sleep(0.002)
+    await producer.flush()
+
+
+async def _collect_changes(run: Run, topic: str, sent: dict[str, float], stop: asyncio.Event) -> list[float]:
+    """Until ``stop``: for each sent event, the delay to the first tag change it caused."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=run.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    latencies: dict[str, float] = {}
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(run.size.partitions)])
+        await consumer.seek_to_beginning()
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=100)
+            arrived = time.time()
+            for records in batches.values():
+                for record in records:
+                    event_id = orjson.loads(record.value).get("event_id")
+                    if event_id in sent and event_id not in latencies:
+                        latencies[event_id] = arrived - sent[event_id]
+    finally:
+        await consumer.stop()
+    return list(latencies.values())
+
+
+def prepare_memory(run: Run) -> None:
+    """One login for each of N new customers, in the memory worker's topics."""
+    prefix = run.workload_prefix("memory")
+    count = run.size.memory_customers
+    now = format_timestamp(wall_clock())
+    records = ((f"{prefix}logins", f"m{n:07d}".encode(),
+                orjson.dumps({"event_id": f"m{n}", "customer_id": f"m{n:07d}", "occurred_at": now}))
+               for n in range(count))
+    asyncio.run(ensure_topics(run.bootstrap, prefix, run.size.partitions))
+    seconds = asyncio.run(kafka.produce(run.bootstrap, records))
+    progress(f"memory: produced {count:,} logins of distinct customers in {seconds:.1f} s")
+
+
+def memory(run: Run) -> tuple[live.Measurement, float, int | None]:
+    """A worker reading ``prepare_memory``'s logins: its run, the customers it read, and its
+    resident memory once it held them."""
+    size = run.size
+    prefix = run.workload_prefix("memory")
+    env = live.worker_env(run.bootstrap, prefix, prefix + "tagengine", size.partitions, run.folder / "memory")
+    worker = live.worker_child("memory-worker", env, run.folder)
+    run.cleanup.callback(worker.stop)
+    try:
+        measured = live.measure(worker, WORKER_METRIC, size.memory_customers, size.memory_budget,
+                                exclude=NOT_EVENTS)
+        time.sleep(5)  # outputs and commits of the last batches settle
+        held = live.metric_sum(worker.port, WORKER_METRIC, NOT_EVENTS) or 0
+        rss = worker.rss_bytes()
+    finally:
+        worker.stop()
+    if failed(measured):
+        _keep_logs(run, [worker])
+    return measured, held, rss
+
+
+# -- the section --
+
+
+def run_section(results: Results, bootstrap: str, size: Sizes, cleanup: ExitStack) -> None:
+    """Everything above, in order; figures go to ``results`` and a side-by-side table to stdout."""
+    folder = Path(tempfile.mkdtemp(prefix="tagengine-bench-throughput-"))
+    cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+    run = Run(bootstrap, size, folder, cleanup)
+    cleanup.callback(_delete_topics, bootstrap, run.prefix)
+    progress(f"throughput: topics {run.prefix}*, {size.partitions} partitions, "
+             f"{size.events:,} events per workload, budget {size.budget:.0f} s per system")
+    asyncio.run(ensure_topics(bootstrap, run.workload_prefix("latency"), size.partitions))
+    prepare_memory(run)
+    rates: dict[tuple[str, str], float] = {}
+    for workload in ("live", "backfill"):
+        if workload == "live":
+            records = live_records(size.events, size.live_customers)
+        else:
+            records = backfill_records(size.events, size.backfill_customers, size.backfill_days)
+        asyncio.run(prepare(run, workload, records))
+        del records
+        for system in SYSTEMS:
+            runs = measure_system(run, workload, system)
+            rates[workload, system.key] = rate_of(runs)
+            _add_rate(results, workload, system, runs)
+    _add_ratios(results, rates)
+    print(f"\n{side_by_side(rates)}\n", flush=True)
+    worker_rate = rates["live", WORKER.key]
+    if worker_rate == worker_rate:  # not NaN
+        _add_latency(results, run, worker_rate / 2)
+    _add_memory(results, run)
+
+
+def _add_rate(results: Results, workload: str, system: System, runs: list[live.Measurement]) -> None:
+    good = [m for m in runs if not failed(m)]
+    note = "; ".join(_describe(m) for m in good)
+    if len(good) > 1:
+        note = f"median of {len(good)} runs: " + ", ".join(f"{m.rate:,.0f}" for m in good)
+    bad = [m.problem or "nothing processed" for m in runs if failed(m)]
+    if bad:
+        note = f"{len(bad)} FAILED run(s): {'; '.join(bad)}" + (f"; {note}" if note else "")
+    results.add("throughput", f"{workload}: {system.name}", rate_of(runs), "events/s", note)
+
+
+def _add_ratios(results: Results, rates: dict[tuple[str, str], float]) -> None:
+    for workload in ("live", "backfill"):
+        worker = rates[workload, WORKER.key]
+        for base in (QUIX, RAW):
+            results.add("ratio", f"{workload}: worker / {base.name}", worker / rates[workload, base.key], "x")
+        results.add("ratio", f"{workload}: 2 workers / 1 worker", rates[workload, PAIR.key] / worker, "x")
+
+
+def side_by_side(rates: dict[tuple[str, str], float]) -> str:
+    """Rows: systems; columns: events/s per workload and ratios to Quix minimal and to raw."""
+    head = (f"{'system':<26}{'live ev/s':>11}{'backfill ev/s':>15}{'live/Quix':>11}{'backf./Quix':>13}"
+            f"{'live/raw':>10}{'backf./raw':>12}")
+    lines = [head, "-" * len(head)]
+    for system in SYSTEMS:
+        live_rate, back_rate = rates["live", system.key], rates["backfill", system.key]
+        lines.append(
+            f"{system.name:<26}{live_rate:>11,.0f}{back_rate:>15,.0f}"
+            f"{live_rate / rates['live', QUIX.key]:>11.2f}{back_rate / rates['backfill', QUIX.key]:>13.2f}"
+            f"{live_rate / rates['live', RAW.key]:>10.3f}{back_rate / rates['backfill', RAW.key]:>12.3f}"
+        )
+    return "\n".join(lines).replace("nan", "n/a")
+
+
+def _add_latency(results: Results, run: Run, rate: float) -> None:
+    latencies, sent = asyncio.run(latency(run, rate))
+    latencies.sort()
+    note = (f"{rate:,.0f} events/s (half the worker's live rate) for {run.size.latency_seconds:.0f} s; "
+            f"{len(latencies):,} of {sent:,} events caused a tag change")
+    results.add("latency", "event -> tag change p50", percentile(latencies, 0.5) * 1000, "ms", note)
+    results.add("latency", "event -> tag change p99", percentile(latencies, 0.99) * 1000, "ms")
+    results.add("latency", "event -> tag change max", (latencies[-1] if latencies else float("nan")) * 1000, "ms")
+
+
+def _add_memory(results: Results, run: Run) -> None:
+    measured, held, rss = memory(run)
+    note = f"{held:,.0f} customers read (one login each); {_describe(measured)}"
+    if held < run.size.memory_customers:
+        note = f"NOT ALL CUSTOMERS: {note}"
+    name = f"worker RSS, {run.size.memory_customers:,} customers"
+    results.add("memory", name, rss / 2**20 if rss else float("nan"), "MiB", note)
+
+
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    """This run's topics, Quix's internal ones (named after its consumer group) included."""
+    prefixes = [prefix, f"changelog__{prefix}", f"repartition__{prefix}"]
+    try:
+        deleted = asyncio.run(kafka.delete_topics(bootstrap, prefixes))
+        progress(f"deleted {len(deleted)} topics {prefix}*")
+    except Exception as exc:  # cleanup must not hide the run's own outcome
+        progress(f"could not delete topics {prefix}*: {exc!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of the section")
+    parser.add_argument("--events", type=int, help="events per workload (default 200,000)")
+    parser.add_argument("--budget", type=float, help="seconds of processing per system and workload (default 100)")
+    parser.add_argument("--memory-customers", type=int, help="customers for the memory figure (default 1,000,000)")
+    args = parser.parse_args(argv)
+    size = Sizes.quick() if args.quick else Sizes()
+    overrides = {"events": args.events, "budget": args.budget, "memory_customers": args.memory_customers}
+    size = dataclasses.replace(size, **{k: v for k, v in overrides.items() if v is not None})
+    results = Results()
+    started = time.monotonic()
+    with ExitStack() as cleanup:
+        run_section(results, kafka.bootstrap_from_env_or_services(), size, cleanup)
+    print(f"\nSummary (throughput, {'quick' if args.quick else 'full'}, "
+          f"{(time.monotonic() - started) / 60:.1f} min)\n{results.table()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
