@@ -241,6 +241,9 @@ def measure_group(children: Sequence[Child], metric: str, expected: int, budget:
                 progress(f"{problem}; {child.name} log tail:\n{child.log_tail()}")
         elif budget and seen.first is not None and time.monotonic() - seen.first[0] > budget:
             problem = f"TRUNCATED by the time budget of {budget:.0f} s"
+            idle = time.monotonic() - seen.last_change
+            if idle > 5:  # not slow but stuck, short of the stall timeout: say so
+                problem += f"; no progress in its last {idle:.0f} s, at {seen.count:,.0f} of {expected:,}"
     if seen.first is None:
         return Measurement(0, 0.0, time.monotonic() - seen.launched, float("nan"), False, problem)
     started, first_count, first_cpu = seen.first

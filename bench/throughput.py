@@ -108,6 +108,7 @@ class Run:
     folder: Path
     cleanup: ExitStack
     prefix: str = field(default_factory=lambda: f"tp{uuid.uuid4().hex[:8]}-")
+    remarks: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (workload, system) -> notes
 
     def workload_prefix(self, workload: str) -> str:
         return f"{self.prefix}{workload}-"
@@ -200,15 +201,25 @@ def measure_once(run: Run, workload: str, system: System, attempt: int) -> live.
         run.cleanup.callback(child.stop)
     try:
         measured = live.measure_group(children, metric, run.size.events, run.size.budget, exclude=NOT_EVENTS)
-        if len(children) > 1:
-            shares = [live.metric_sum(c.port, metric, NOT_EVENTS) or 0 for c in children]
-            progress(f"{system.name}: events per process {', '.join(f'{s:,.0f}' for s in shares)}")
+        if system.workers:
+            _remark_workers(run, workload, system, children, attempt)
     finally:
         for child in children:
             child.stop()
     if failed(measured):
         _keep_logs(run, children)
     return measured
+
+
+def _remark_workers(run: Run, workload: str, system: System, children: list[live.Child], attempt: int) -> None:
+    """Events per worker process, and the stall watchdog's rejoins (each one a pause)."""
+    shares = [live.metric_sum(c.port, WORKER_METRIC, NOT_EVENTS) or 0 for c in children]
+    stalls = sum(live.metric_sum(c.port, "tagengine_partition_stalls_total") or 0 for c in children)
+    remark = f"run {attempt}: {stalls:.0f} partition stalls (watchdog rejoins)"
+    if len(children) > 1:
+        remark += f", events per process {' + '.join(f'{s:,.0f}' for s in shares)}"
+    progress(f"{workload}: {system.name}: {remark}")
+    run.remarks.setdefault((workload, system.key), []).append(remark)
 
 
 def failed(measured: live.Measurement) -> bool:
@@ -241,6 +252,8 @@ def measure_system(run: Run, workload: str, system: System) -> list[live.Measure
 
 def _describe(measured: live.Measurement) -> str:
     if not measured.events:
+        if measured.completed:  # the first poll already saw every event
+            return "too fast to time: the whole backlog between two polls"
         return measured.problem or "nothing processed"
     text = (f"{measured.rate:,.0f} events/s: {measured.events:,} events in {measured.seconds:.1f} s after "
             f"{measured.startup_seconds:.1f} s start-up, {measured.cpu_cores:.2f} CPU cores")
@@ -390,7 +403,7 @@ def run_section(results: Results, bootstrap: str, size: Sizes, cleanup: ExitStac
         for system in SYSTEMS:
             runs = measure_system(run, workload, system)
             rates[workload, system.key] = rate_of(runs)
-            _add_rate(results, workload, system, runs)
+            _add_rate(results, run, workload, system, runs)
     _add_ratios(results, rates)
     print(f"\n{side_by_side(rates)}\n", flush=True)
     worker_rate = rates["live", WORKER.key]
@@ -399,14 +412,15 @@ def run_section(results: Results, bootstrap: str, size: Sizes, cleanup: ExitStac
     _add_memory(results, run)
 
 
-def _add_rate(results: Results, workload: str, system: System, runs: list[live.Measurement]) -> None:
+def _add_rate(results: Results, run: Run, workload: str, system: System, runs: list[live.Measurement]) -> None:
     good = [m for m in runs if not failed(m)]
     note = "; ".join(_describe(m) for m in good)
     if len(good) > 1:
         note = f"median of {len(good)} runs: " + ", ".join(f"{m.rate:,.0f}" for m in good)
-    bad = [m.problem or "nothing processed" for m in runs if failed(m)]
+    bad = [_describe(m) for m in runs if failed(m)]
     if bad:
         note = f"{len(bad)} FAILED run(s): {'; '.join(bad)}" + (f"; {note}" if note else "")
+    note = "; ".join([note, *run.remarks.get((workload, system.key), [])])
     results.add("throughput", f"{workload}: {system.name}", rate_of(runs), "events/s", note)
 
 
