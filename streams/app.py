@@ -173,9 +173,7 @@ class Engine:
             if previous is not None:
                 await previous
             await self.commit.commit(batch, now)
-            consumer = self.app.consumer
-            if await consumer._commit(offsets):  # type: ignore[attr-defined]  # Faust's commit of given offsets
-                consumer._committed_offset.update(offsets)  # type: ignore[attr-defined]  # read by the watchdog
+            await self._commit_offsets(offsets)
         except Exception as failure:
             # Going on would build new changes on states whose outputs never arrived. Stopping
             # hard is what a crash does, and crashes are safe (streams/commit.py): the restarted
@@ -192,6 +190,15 @@ class Engine:
         if batch.ticked:
             self.ticker.tick(now, self._owned, self.processor.deadlines, self.processor.stale)  # catching up
             self._report_progress(now, len(batch.fire_delays), batch.reevaluated)
+
+    async def _commit_offsets(self, offsets: dict[Any, int]) -> None:
+        """Commit the input offsets of a committed batch, for the partitions still assigned (a
+        revoked partition's next owner reads its records again: they are duplicates to it)."""
+        consumer = self.app.consumer
+        assigned = consumer.assignment()
+        owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if owned and await consumer._commit(owned):  # type: ignore[attr-defined]  # Faust's commit of given offsets
+            consumer._committed_offset.update(owned)  # type: ignore[attr-defined]  # read by the watchdog
 
     async def finish_commits(self) -> None:
         """Until every batch processed so far is committed."""
