@@ -99,6 +99,21 @@ async def test_kill_9_at_any_moment_loses_no_change_and_gives_each_change_one_co
         await _check_against_replay(load, changes, tasks)
 
 
+async def test_a_worker_joining_under_load_and_one_dying_lose_nothing(group: Group) -> None:
+    first = group.start("w1")
+    await first.ready()
+    load = Load(group, seed=3)
+    async with Collector(group.kafka, group.topic("tag-changes")) as changes, \
+            Collector(group.kafka, group.topic("tasks")) as tasks:
+        sending = asyncio.create_task(load.send(pause=0.4))
+        await asyncio.sleep(0.8)
+        second = group.start("w2")  # joins while the first is busy: partitions move mid-stream
+        await second.ready()
+        first.kill()  # and the survivor takes the first one's partitions over
+        await sending
+        await _check_against_replay(load, changes, tasks)
+
+
 async def test_a_worker_that_dies_between_changelog_and_outputs_sends_those_outputs_after_restart(
     group: Group,
 ) -> None:
