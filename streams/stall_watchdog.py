@@ -2,8 +2,11 @@
 
 Faust has left an assigned partition unfetched after a rebalance (faust-streaming issues 471
 and 629): the worker looks healthy and processes nothing. This watchdog notices an input partition
-that has records waiting but whose read position has not moved for ``STALL_SECONDS``, counts it
-(``tagengine_stalled_partitions``) and asks for a new group generation, which restarts fetching.
+that has records waiting but whose read position has not moved for ``STALL_SECONDS``, and for
+which aiokafka holds no fetched records either, counts it (``tagengine_partition_stalls_total``)
+and asks for a new group generation, which restarts fetching. A partition whose next records sit
+in aiokafka's buffer is only queued behind a busy worker: rejoining would stop the whole group.
+The cause of the stalls seen so far is fixed in ``streams/faust_patches.py``; this stays as a net.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+
+from aiokafka.structs import TopicPartition
 
 log = logging.getLogger(__name__)
 STALL_CHECK_SECONDS = 2.5
@@ -41,11 +46,17 @@ class StallWatchdog:
             last, since = self._progress.get(tp, (-1, now))
             if position != last or not waiting:
                 self._progress[tp] = (position, now)
-            elif now - since >= STALL_SECONDS:
+            elif now - since >= STALL_SECONDS and not self._queued(tp):
                 stalled.append(tp)
                 self._progress[tp] = (position, now)
         self.last_stalled = stalled
         return stalled
+
+    def _queued(self, tp: Any) -> bool:
+        """aiokafka holds fetched records of ``tp``: they are handed on when the worker next asks."""
+        aiokafka_consumer = getattr(getattr(self.consumer, "_thread", None), "_consumer", None)
+        fetcher = getattr(aiokafka_consumer, "_fetcher", None)
+        return fetcher is not None and fetcher._records.get(TopicPartition(tp.topic, tp.partition)) is not None
 
     def forget(self) -> None:
         """While rebalancing or owning nothing, progress means nothing."""
