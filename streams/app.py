@@ -2,13 +2,15 @@
 
 Data path (one agent, no repartition hop): the four input topics are keyed by ``customer_id`` and
 co-partitioned with the ``customers`` table's changelog, so a worker owning partition p owns every
-event and the whole state of the customers of p. The agent takes records in batches; the pure
-``BatchProcessor`` turns a batch into new states and outputs; ``BatchCommit`` writes them to Kafka
-in crash-safe order (read ``streams/commit.py`` for the guarantee). Faust commits the input offsets
-of a batch itself, after that commit: Faust's per-record acknowledgements are switched off for
-the input topics, so Faust never commits an offset of its own.
+event and the whole state of the customers of p. Records arrive a whole fetch at a time
+(``batch_intake.py``; a Faust agent when that is switched off); the pure ``BatchProcessor`` turns
+a batch into new states and outputs; ``BatchCommit`` writes them to Kafka in crash-safe order
+(read ``streams/commit.py`` for the guarantee), and only then does the engine commit the batch's
+input offsets. Faust's per-record acknowledgements are off for the input topics, so Faust never
+commits an offset of its own.
 
-The pieces, each in its own module: deadline ticks (``ticks.py``), the stall watchdog
+The pieces, each in its own module: the fetch loop (``batch_intake.py``) and the pinned fix of
+Faust's consumer (``faust_patches.py``), deadline ticks (``ticks.py``), the stall watchdog
 (``stall_watchdog.py``), the table with batch writes and recovery of unconfirmed outputs
 (``customer_table.py``), Kafka security options (``kafka_security.py``), web views (``web.py``).
 """
@@ -84,7 +86,7 @@ class Engine:
         )
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.logical = {settings.topic(name): name for name in (*TOPICS, TICKS)}
-        # acks=False: Faust neither tracks nor commits these offsets; handle() commits them.
+        # acks=False: Faust neither tracks nor commits these offsets; _commit_offsets does.
         self.inputs = self.app.topic(*self.logical, partitions=settings.partitions, acks=False, **raw)
         self.table = CustomerTable(
             self.app, name=TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes,
@@ -156,6 +158,10 @@ class Engine:
         started = time.perf_counter()
         now = wall_clock()
         await self.commit.resend_unconfirmed(self._owned)
+        if self.settings.state_cache < self.settings.batch_size and self._in_flight is not None:
+            # The previous batch's states reach the local store only with its commit; until then
+            # the cache is where this batch finds them, so without room for a batch, wait.
+            await asyncio.shield(self._in_flight)
         batch = self.processor.process(records, now)  # synchronous: no coroutine sees a half batch
         # From here the states in memory are ahead of Kafka until this commit is done: it is
         # chained at once, with no await in between, so a cancellation cannot drop it.
@@ -299,6 +305,7 @@ class Engine:
         log.info("catalog %s (%s) replaces %s", catalog.name, catalog.version, self.catalog.version)
         self.catalog = self.processor.catalog = catalog
         self.metrics.catalog_switches.inc()
+        await self.finish_commits()  # the rebuild reads the local store, which commits write
         self._rebuild(f"catalog {catalog.version}")
 
     # -- stalled partitions --
