@@ -14,11 +14,11 @@ partitions (``faust/transport/consumer.py:795`` and ``:802``, ``Consumer._wait_n
    drains every assigned partition and moves each one's fetch position past what it returned
    (``FetchResult.getall`` -> ``_update_position``, ``fetcher.py:108-110``).
 2. ``Consumer.getmany`` (``faust/transport/consumer.py:693``) then hands on only the records of
-   partitions that are (still) in the active set (``:758-766``), and stops at the first record
+   partitions that are (still) in the active set (``:758-763``), and stops at the first record
    after a flow stop or a generation change (``:748-757``). Everything else is discarded *after*
    aiokafka's position moved past it.
 3. Nothing rewinds. The seek to committed offsets when recovery completes
-   (``faust/tables/recovery.py:662``, ``Consumer.perform_seek``) does nothing for a partition
+   (``faust/tables/recovery.py:655``, ``Consumer.perform_seek``) does nothing for a partition
    without a committed offset: ``AIOKafkaConsumer.seek_to_committed`` seeks only
    ``if offset and offset > 0`` (``aiokafka/consumer/consumer.py:901``).
 
@@ -33,8 +33,9 @@ next records arrive, Faust records a gap and commits past the lost ones.
 
 The patch
 ---------
-- ``Consumer._wait_next_records``: hand aiokafka a *copy* of the active set, taken when the fetch
-  starts, so it can never turn into "every partition" while aiokafka waits.
+- ``Consumer._wait_next_records``: hand aiokafka the live active set wrapped so that it is never
+  falsy (``ActivePartitions``): aiokafka still sees pauses and resumes while it waits, as Faust
+  intends, but an empty set now means "no partition" instead of "every partition".
 - ``AIOKafkaConsumerThread._fetch_records``: after draining, note (in the consumer thread) the
   assignment object and each drained partition's new position.
 - ``Consumer.getmany``: the same as 0.15.3, except that when records that aiokafka handed over are
@@ -52,7 +53,7 @@ and the line numbers above before pinning the new version here.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import faust
@@ -97,17 +98,42 @@ def applied() -> bool:
 # -- Faust consumer (main thread) ------------------------------------------------------------------
 
 
+class ActivePartitions:
+    """Faust's live set of active partitions as aiokafka's ``fetched_records`` reads it:
+    membership follows the live set, but it is never falsy, so that when the set becomes empty
+    during a fetch aiokafka drains no partition rather than every one."""
+
+    __slots__ = ("live",)
+
+    def __init__(self, live: set[Any]) -> None:
+        self.live = live
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self.live
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(set(self.live))
+
+    def __repr__(self) -> str:
+        return f"ActivePartitions({self.live!r})"
+
+
 async def _wait_next_records(self: Any, timeout: float) -> tuple[Any, Any]:
-    """``faust.transport.consumer.Consumer._wait_next_records`` (0.15.3) with a copy of the
-    active set handed to the fetch instead of the live set."""
+    """``faust.transport.consumer.Consumer._wait_next_records`` (0.15.3), handing the fetch
+    ``ActivePartitions`` instead of the bare live set."""
     if not self.flow_active:
         await self.wait(self.can_resume_flow)
     try:
         self.not_waiting_next_records.set()
-        active_partitions = None if self.app.client_only else set(self._get_active_partitions())
+        active_partitions = None if self.app.client_only else self._get_active_partitions()
         records: Any = {}
-        if active_partitions is None or active_partitions:
-            records = await self._getmany(active_partitions=active_partitions, timeout=timeout)
+        if active_partitions is None:
+            records = await self._getmany(active_partitions=None, timeout=timeout)
+        elif active_partitions:
+            records = await self._getmany(active_partitions=ActivePartitions(active_partitions), timeout=timeout)
         else:
             await self.sleep(1)  # as 0.15.3: nothing active, release the loop
         return records, active_partitions

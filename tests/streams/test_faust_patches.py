@@ -168,6 +168,20 @@ async def test_records_of_a_partition_paused_during_the_fetch_stay_in_aiokafka(p
     assert consumer.kafka.position(INPUT) == 3
 
 
+async def test_a_partition_resumed_during_the_fetch_is_fetched_by_the_same_call(patched: None, consumer: Any) -> None:
+    """aiokafka still follows the live set (no extra wait after recovery resumes a partition)."""
+    consumer._active_partitions = {F_CHANGELOG}
+    consumer._paused_partitions = {F_INPUT}
+
+    def recovery_completes() -> None:
+        consumer.pause_partitions({F_CHANGELOG})
+        consumer.resume_partitions({F_INPUT})
+        consumer.kafka._fetcher.buffer(INPUT, range(0, 2))
+
+    consumer.kafka._fetcher.during_wait.append(recovery_completes)
+    assert await drain(consumer) == [(INPUT, 0), (INPUT, 1)]
+
+
 async def test_records_not_passed_on_are_fetched_again_from_the_first_of_them(patched: None, consumer: Any) -> None:
     consumer._active_partitions = {F_INPUT}
     consumer.kafka.seek(INPUT, 5)
