@@ -103,7 +103,12 @@ async def _fetch_once(self: Any, intake: Intake) -> None:
         if batch:
             await intake.handle(batch)
     else:
-        await self.perform_seek()  # as Faust: fetched while flow stopped, back to committed offsets
+        # As Faust: fetched while flow stopped, back to committed offsets. Mid-rebalance a
+        # partition may already be gone (IllegalStateError): Faust logs that and goes on too.
+        try:
+            await self.perform_seek()
+        except Exception as exc:  # the same net as faust/transport/consumer.py:776
+            self.log.warning(f"exception performing seek when flow not active {exc}")
     to_rewind = faust_patches.not_passed_on(records, passed)
     if to_rewind and drained is not None and thread is not None and not self.should_stop:
         await thread.call_thread(faust_patches.rewind, thread, drained, to_rewind)
