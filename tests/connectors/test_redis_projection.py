@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
 import orjson
@@ -21,6 +21,7 @@ from state.codec import encode_state
 from state.customer import CustomerState, TagState
 from state.times import DAY, format_timestamp, parse_timestamp
 from tests.conftest import Services
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -68,20 +69,8 @@ async def projection(redis_url: str, db: tuple[aioredis.Redis, str]) -> AsyncIte
         await p.close()
 
 
-async def until(condition: Callable[[], Awaitable[bool] | bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
-
 async def caught_up(p: RedisProjection, timeout: float = 30.0) -> None:
-    await until(lambda: p.pending() == 0, timeout)
+    await eventually(lambda: p.pending() == 0, timeout, what="projection caught up")
 
 
 async def hash_of(client: aioredis.Redis, prefix: str, customer_id: str) -> dict[str, object]:
@@ -314,7 +303,7 @@ async def test_engine_keeps_accepting_while_redis_is_down_and_catches_up(throwaw
                 p.offer(latest[f"c{i}"])
             await asyncio.sleep(0.05)  # let the loop try, fail and back off
         assert time.perf_counter() - started < 2  # offer never waited for Redis
-        await until(lambda: p.errors > 0)
+        await eventually(lambda: p.errors > 0, what="an error seen")
         assert p.pending() == 200  # all kept while Redis is down, one per customer
         assert p.lag_seconds() > 0
 
@@ -342,7 +331,7 @@ async def test_outage_without_restart_loses_nothing(throwaway_redis: ThrowawayRe
         throwaway_redis.process.send_signal(19)  # SIGSTOP
         for i in range(50):
             p.offer(snap(f"c{i}", 2, active="lifecycle"))
-        await until(lambda: p.errors > 0)
+        await eventually(lambda: p.errors > 0, what="an error seen")
         throwaway_redis.process.send_signal(18)  # SIGCONT
         await caught_up(p)
     finally:

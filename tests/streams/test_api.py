@@ -12,6 +12,7 @@ import pytest
 
 from state.times import format_timestamp
 from tests.conftest import Services
+from tests.eventually import eventually
 from tests.streams.harness import Collector, Group, Worker, produce
 
 pytestmark = pytest.mark.integration
@@ -67,16 +68,6 @@ async def call(worker: Worker, method: str, path: str, body: bytes | None = None
     return status, orjson.loads(raw)
 
 
-async def until(condition, timeout: float = 60, what: str = ""):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await condition()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not reached in {timeout} s: {what}")
-
-
 async def test_catalog_changes_need_the_admin_token(group: Shop) -> None:
     worker = group.start("w1")
     await worker.ready()
@@ -126,7 +117,7 @@ async def test_dry_run_counts_match_what_the_catalog_change_then_does(group: Sho
     left = sum(1 for c in moved if c["from"] is not None and c["to"] is None)
     assert left == sum(moves["leave"] for moves in dry["tags"].values())  # type: ignore[attr-defined]
     for worker in (first, second):
-        await until(lambda w=worker: _catalog_is(w, put["version"]), what="both workers switched")
+        await eventually(lambda w=worker: _catalog_is(w, put["version"]), 60, what="both workers switched")
 
 
 async def _catalog_is(worker: Worker, version: object) -> bool:

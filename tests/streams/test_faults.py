@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from state.events import parse_event
 from state.times import format_timestamp, wall_clock
 from streams.messages import task_message
 from tests.conftest import Services
+from tests.eventually import eventually
 from tests.streams.harness import Collector, Group, Worker, produce
 
 pytestmark = pytest.mark.integration
@@ -133,11 +133,8 @@ async def test_a_worker_that_dies_between_changelog_and_outputs_sends_those_outp
 
 
 async def _exited(worker: Worker, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while worker.process is not None and worker.process.poll() is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{worker.name} did not stop at its fault point:\n{worker.log_tail()}")
-        await asyncio.sleep(0.05)
+    await eventually(lambda: worker.process is None or worker.process.poll() is not None, timeout,
+                     what=f"{worker.name} stopped at its fault point")
     assert "fault test: exiting after a changelog write" in worker.log_path.read_text()
 
 

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from state.times import format_timestamp
 from tests.conftest import Services
+from tests.eventually import eventually
 from tests.streams.harness import ROOT, Collector, Worker, free_port, produce, unique_name, worker_env
 
 pytestmark = pytest.mark.integration
@@ -114,17 +115,14 @@ async def redis_view(url: str, customers: list[str]) -> dict[str, dict[str, obje
 
 
 async def converge(worker: Worker, url: str, customers: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    async def equal() -> bool:
         expected = await engine_view(worker, customers)
         try:
-            if await redis_view(url, customers) == expected:
-                return
-        except (ConnectionError, OSError, RedisError):
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("the Redis projection did not converge to the engine's state")
-        await asyncio.sleep(0.2)
+            return await redis_view(url, customers) == expected
+        except (ConnectionError, OSError, RedisError):  # Redis down for the moment: look again
+            return False
+
+    await eventually(equal, timeout, what="the Redis projection equals the engine's state", interval=0.2)
 
 
 async def test_projection_follows_the_state_and_catches_up_after_redis_comes_back(

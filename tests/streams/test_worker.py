@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import orjson
@@ -15,6 +17,7 @@ from rules.catalog import load_default_catalog
 from state.times import SECOND, format_timestamp
 from streams.cli import run_replay
 from tests.conftest import Services
+from tests.eventually import eventually
 from tests.streams.harness import Collector, Worker, produce, unique_name, worker_env
 
 pytestmark = pytest.mark.integration
@@ -133,16 +136,21 @@ async def test_invalid_records_go_to_dead_letters_and_processing_goes_on(pipelin
     assert all({"partition", "offset", "error", "received_at"} <= m.keys() for m in dead.messages)
     # The refund of an unknown order made nobody known, but the valid login did.
     assert moves(changes.messages, "bob") == [("lifecycle", None, "prospect"), ("activity", None, "active")]
-    _, metrics = pipeline.worker.get("/metrics")
-    for line in (
+    # The counters move once the batch is committed, a moment after its outputs are delivered.
+    expected = (
         b'tagengine_invalid_events_total{reason="malformed_json"} 2.0',
         b'tagengine_invalid_events_total{reason="refund_unknown_order"} 1.0',
         b'tagengine_events_in_total{topic="logins"} 5.0',
         b'tagengine_events_applied_total{topic="logins"} 1.0',
         b'tagengine_tag_changes_total{dimension="activity",tag="active",trigger="event"} 1.0',
-    ):
-        assert line in metrics, line
-    assert b'tagengine_consumer_lag{partition="0",topic="logins"} 0.0' in metrics
+        b'tagengine_consumer_lag{partition="0",topic="logins"} 0.0',
+    )
+
+    async def counted() -> bool:
+        _, metrics = await asyncio.to_thread(pipeline.worker.get, "/metrics")
+        return all(line in metrics for line in expected)
+
+    await eventually(counted, what=f"metrics {expected}")
 
 
 async def test_a_redelivered_event_does_not_count_twice(pipeline: Pipeline) -> None:
@@ -235,36 +243,24 @@ async def test_live_pipeline_and_replay_agree(pipeline: Pipeline) -> None:
 
 async def _read_at_least(pipe: Pipeline, count: int) -> None:
     """Until the worker has read ``count`` input records (its events_in counter)."""
-    import asyncio
-    import re
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    async def read() -> bool:
         _, metrics = await asyncio.to_thread(pipe.worker.get, "/metrics")
-        read = sum(float(v) for v in re.findall(rb"^tagengine_events_in_total\{[^}]*\} (\S+)$", metrics, re.M))
-        if read >= count:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"worker read fewer than {count} records in 30 s")
+        return sum(float(v) for v in re.findall(rb"^tagengine_events_in_total\{[^}]*\} (\S+)$", metrics, re.M)) >= count
+
+    await eventually(read, what=f"worker read {count} records")
 
 
-async def _facts(pipe: Pipeline, customer: str, ready: object) -> dict[str, object]:
-    import asyncio
-
-    deadline = time.monotonic() + 30
-    while True:
+async def _facts(pipe: Pipeline, customer: str, ready: Callable[[dict[str, object]], bool]) -> dict[str, object]:
+    async def facts() -> dict[str, object] | None:
         document = await asyncio.to_thread(pipe.worker.customer, customer)
-        facts = document["facts"] if document else {}
-        if document and ready(facts):  # type: ignore[operator]
-            return facts  # type: ignore[return-value]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"customer {customer}: facts never ready: {document}")
-        await asyncio.sleep(0.1)
+        found: dict[str, object] = document["facts"] if document else {}  # type: ignore[assignment]
+        return found if document and ready(found) else None
+
+    return await eventually(facts, what=f"customer {customer}: facts ready")
 
 
 async def _final_tags(pipe: Pipeline, customer: str) -> list[str]:
-    import asyncio
-
     document = await asyncio.to_thread(pipe.worker.customer, customer)
     return sorted(document["tags"]) if document else []  # type: ignore[arg-type]
 
