@@ -88,6 +88,11 @@ class Worker:
             await asyncio.sleep(0.2)
         raise AssertionError(f"worker not ready after {timeout} s:\n{self.log_tail()}")
 
+    async def shows_metrics(self, *lines: bytes) -> bool:
+        """Whether /metrics holds every one of these lines (counters move once a batch commits)."""
+        _, metrics = await asyncio.to_thread(self.get, "/metrics")
+        return all(line in metrics for line in lines)
+
     def customer(self, customer_id: str) -> dict[str, object] | None:
         status, body = self.get(f"/customers/{customer_id}")
         return orjson.loads(body) if status == 200 else None

@@ -20,6 +20,7 @@ from rules.catalog import load_catalog
 from state.times import SECOND, format_timestamp, parse_timestamp
 from streams.cli import run_replay
 from tests.conftest import Services
+from tests.eventually import eventually
 from tests.streams.harness import Collector, Group, produce
 
 pytestmark = pytest.mark.integration
@@ -93,8 +94,8 @@ async def test_active_becomes_silent_within_a_second_of_its_deadline_with_no_eve
     assert change["reason"] == {"days_since_last_activity": round(4 / 86400, 6)}
     assert tasks.messages[0]["change_id"] == change["change_id"]
     assert_same_changes(changes.messages, replay_changes(lines, login_at + 10 * SECOND))
-    _, metrics = worker.get("/metrics")
-    assert b"tagengine_deadline_fire_delay_seconds_count 1.0" in metrics
+    await eventually(lambda: worker.shows_metrics(b"tagengine_deadline_fire_delay_seconds_count 1.0"),
+                     what="the firing's delay observed")
 
 
 async def test_a_killed_worker_fires_its_pending_deadlines_after_restart(cluster: Cluster) -> None:

@@ -138,8 +138,8 @@ async def test_projection_follows_the_state_and_catches_up_after_redis_comes_bac
         redis_server.stop()
         await orders(worker, customers, 2)  # 3000 over 180 days: potential_high_value
         await changes.wait_for(lambda m: sum(c["to"] == "potential_high_value" for c in m) == 30, what="upgrades")
-        _, metrics = await asyncio.to_thread(worker.get, "/metrics")
-        assert b"tagengine_projection_pending 30.0" in metrics  # held, not lost, while Redis is away
+        await eventually(lambda: worker.shows_metrics(b"tagengine_projection_pending 30.0"),
+                         what="30 snapshots held, not lost, while Redis is away")
 
         redis_server.start()
         await converge(worker, redis_server.url, customers)

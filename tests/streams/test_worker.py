@@ -146,11 +146,7 @@ async def test_invalid_records_go_to_dead_letters_and_processing_goes_on(pipelin
         b'tagengine_consumer_lag{partition="0",topic="logins"} 0.0',
     )
 
-    async def counted() -> bool:
-        _, metrics = await asyncio.to_thread(pipeline.worker.get, "/metrics")
-        return all(line in metrics for line in expected)
-
-    await eventually(counted, what=f"metrics {expected}")
+    await eventually(lambda: pipeline.worker.shows_metrics(*expected), what=f"metrics {expected}")
 
 
 async def test_a_redelivered_event_does_not_count_twice(pipeline: Pipeline) -> None:
