@@ -62,7 +62,7 @@ def run(results: Results, customers: int) -> None:
     del index
 
     progress(f"deadlines: rebuilding the index of {customers:,} customers")
-    processor = BatchProcessor(load_default_catalog(), 8, lambda p, c: None)
+    processor = BatchProcessor(load_default_catalog(), 8, lambda p, k: None)
     started = time.perf_counter()
     indexed = processor.rebuild(set(range(8)), pairs)
     seconds = time.perf_counter() - started

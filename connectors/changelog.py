@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from state.codec import is_customer_key
+
 
 def changelog_topic(app_id: str, table: str = "customers") -> str:
     """Faust's name for a table's changelog topic."""
@@ -23,7 +25,8 @@ async def read_changelog(
     progress: Callable[[int, int], None] | None = None,
     **client_options: object,
 ) -> AsyncIterator[tuple[str, bytes | None]]:
-    """Every (customer_id, encoded state or None) record, oldest first, up to the current end.
+    """Every (customer_id, encoded state or None) record, oldest first, up to the current end
+    (the table's other entries, histories and audience figures, are left out).
 
     A key can come several times; the last one is the state (the projection keeps the newest seq).
     ``progress`` is called with (records read, records in all) every 10,000 records.
@@ -48,7 +51,7 @@ async def read_changelog(
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
             for partition, records in batches.items():
                 for record in records:
-                    if record.offset < ends[partition] and record.key is not None:
+                    if record.offset < ends[partition] and record.key is not None and is_customer_key(record.key):
                         read += 1
                         if progress is not None and read % 10_000 == 0:
                             progress(read, total)

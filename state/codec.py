@@ -1,8 +1,13 @@
-"""Customer state <-> bytes, for the Faust table and its changelog.
+"""Everything the engine stores <-> bytes, for the Faust table and its changelog.
 
-The encoding is compact JSON (orjson): short keys, default values left out, orders as small
+Customer states: compact JSON (orjson), short keys, default values left out, orders as small
 arrays, the de-duplication ring as one base64 blob of 6-byte fingerprints. A typical customer
 encodes to a few hundred bytes. ``v`` is the format version, so a later format can read this one.
+
+Tag histories and audience buckets (``state/history.py``, ``state/audience.py``) are stored under
+keys of their own beside the customers; ``history_key`` and ``audience_key`` make those keys, all
+starting with a control byte that no customer id can contain (input validation refuses them), so
+``is_customer_key`` tells them apart.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from typing import Any
 import orjson
 
 from state.customer import CustomerState, Followup, LatestFollowup, Order, TagState
+from state.history import Edge, Interval
 
 FORMAT_VERSION = 1
 _DISCOUNTED, _NEW_PRODUCT, _REFUNDED = 1, 2, 4
 _PROFILE = (("or", "owner_rep"), ("sc", "source_channel"), ("ra", "registered_at"), ("bd", "birthday"))
 _DEADLINE = re.compile(rb'"nd":(\d+)')
+_TAGS = re.compile(rb'"t":\{([^}]*)\}')  # tag -> [dimension, since, seq]: no brace inside
+_TAG_NAME = re.compile(rb'"([^"]+)":\[')
 _CATALOG_VERSION = re.compile(rb'"cv":"([^"]*)"')
 
 
@@ -100,7 +108,75 @@ def peek_deadline(data: bytes) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def peek_tags(data: bytes) -> list[str]:
+    """The tags an encoded state holds, without decoding the rest (counting holders when a
+    partition is assigned reads only this)."""
+    match = _TAGS.search(data)
+    return [name.decode() for name in _TAG_NAME.findall(match.group(1))] if match else []
+
+
 def peek_catalog_version(data: bytes) -> str:
     """The version of the catalog that last evaluated an encoded state ("" if none)."""
     match = _CATALOG_VERSION.search(data)
     return match.group(1).decode() if match else ""
+
+
+# -- tag histories ----------------------------------------------------------------------------
+
+_HISTORY = b"\x01h:"
+
+
+def history_key(customer_id: str) -> bytes:
+    """The table key of a customer's history (stored in the customer's partition)."""
+    return _HISTORY + customer_id.encode()
+
+
+def is_customer_key(key: bytes) -> bool:
+    """Whether a table key holds a customer state (not a history, audience bucket or marker)."""
+    return not key or key[0] >= 0x20
+
+
+def encode_history(history: list[Interval]) -> bytes:
+    return orjson.dumps([
+        [i.tag, i.dimension, _edge(i.entered), _edge(i.left) if i.left else 0, int(i.expired)] for i in history
+    ])
+
+
+def decode_history(data: bytes | None) -> list[Interval]:
+    if not data:
+        return []
+    return [
+        Interval(tag, dimension, Edge(*entered), Edge(*left) if left else None, bool(expired))
+        for tag, dimension, entered, left, expired in orjson.loads(data)
+    ]
+
+
+def _edge(edge: Edge) -> list[object]:
+    return [edge.seq, edge.at, edge.rule_id, edge.trigger, edge.catalog_version, edge.reason]
+
+
+# -- audience buckets -------------------------------------------------------------------------
+
+_AUDIENCE = b"\x01a:"
+
+
+def audience_key(partition: int, day: int) -> bytes:
+    """The table key of one day of one partition's audience figures."""
+    return b"%s%d:%d" % (_AUDIENCE, partition, day)
+
+
+def audience_day_of(key: bytes) -> tuple[int, int] | None:
+    """(partition, day) of an audience key; None for any other key."""
+    if not key.startswith(_AUDIENCE):
+        return None
+    partition, day = key[len(_AUDIENCE):].split(b":")
+    return int(partition), int(day)
+
+
+def encode_audience_day(figures: dict[str, list[int]]) -> bytes:
+    return orjson.dumps(figures)
+
+
+def decode_audience_day(data: bytes) -> dict[str, list[int]]:
+    figures: dict[str, list[int]] = orjson.loads(data)
+    return figures

@@ -94,7 +94,7 @@ class Engine:
         )
         self.app.tables.add(self.table)
         self.processor = BatchProcessor(
-            catalog, settings.partitions, lambda partition, customer: self.table.read(partition, customer.encode()),
+            catalog, settings.partitions, self.table.read,
             settings.topic_prefix, settings.timer_batch, StateCache(settings.state_cache),
         )
         self.publisher = Publisher(settings.kafka_bootstrap_servers, **kafka_options(settings))
@@ -125,6 +125,11 @@ class Engine:
         if self.projection is not None:
             self.app.task(self._start_projection)
         add_views(self)
+
+    @property
+    def owned(self) -> frozenset[int]:
+        """The partitions of the customers table this worker owns (its input partitions too)."""
+        return frozenset(self._owned)
 
     # -- the agent --
 
@@ -158,11 +163,8 @@ class Engine:
         started = time.perf_counter()
         now = wall_clock()
         await self.commit.resend_unconfirmed(self._owned)
-        if self.settings.state_cache < self.settings.batch_size and self._in_flight is not None:
-            # The previous batch's states reach the local store only with its commit; until then
-            # the cache is where this batch finds them, so without room for a batch, wait.
-            await asyncio.shield(self._in_flight)
         batch = self.processor.process(records, now)  # synchronous: no coroutine sees a half batch
+        self.table.stage(batch.states)  # the next batch reads them before this commit stores them
         # From here the states in memory are ahead of Kafka until this commit is done: it is
         # chained at once, with no await in between, so a cancellation cannot drop it.
         previous = self._in_flight
@@ -272,7 +274,7 @@ class Engine:
         """Re-index the owned partitions' customers from the table: deadlines, and those a
         previous catalog evaluated. Synchronous, so no batch interleaves with the scan."""
         started = time.perf_counter()
-        count = self.processor.rebuild(self._owned, self.table.customers(self._owned))
+        count = self.processor.rebuild(self._owned, self.table.entries(self._owned))
         self.ticker.reset()
         now = wall_clock()
         overdue = sum(index.due_count(now) for index in self.processor.deadlines.values())

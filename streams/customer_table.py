@@ -26,6 +26,7 @@ import faust
 from faust.types import TP
 
 from connectors.publisher import OutRecord
+from state.codec import is_customer_key
 
 MARKER_KEY = b"\x00delivered"
 """Key of the changelog markers. No customer id starts with a NUL byte; as a tombstone it leaves
@@ -41,17 +42,31 @@ class Unconfirmed:
     outbox: tuple[tuple[str, bytes], ...]  # (real topic name, message) pairs
 
 
+Entries = dict[bytes, bytes | None]
+"""Table writes of one partition: key -> value, None to delete."""
+
+
 class CustomerTable(faust.Table[bytes, bytes]):
-    """``faust.Table`` of encoded customer states (bytes -> bytes), written a batch at a time."""
+    """``faust.Table`` of the engine's entries (bytes -> bytes: customer states, their histories,
+    audience figures; ``state/codec.py`` names the keys), written a batch at a time.
+
+    A batch's writes are *staged* as soon as it is processed and reach the store when it is
+    committed; reads see the staged values first, so the next batch, processed while this one
+    commits, reads its own writes.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unconfirmed: dict[TP, list[Unconfirmed]] = {}
+        self._staged: dict[int, Entries] = {}
 
     # -- reads and writes by the engine --
 
     def read(self, partition: int, key: bytes) -> bytes | None:
-        """A customer's encoded state from the store of its partition."""
+        """An entry of a partition: staged by a batch not yet committed, else from the store."""
+        staged = self._staged.get(partition)
+        if staged is not None and key in staged:
+            return staged[key]
         store = self.data
         if hasattr(store, "_db_for_partition"):
             value = store._db_for_partition(partition).get(key)
@@ -59,30 +74,57 @@ class CustomerTable(faust.Table[bytes, bytes]):
             value = store.data.get(key)
         return value if isinstance(value, bytes) else None
 
-    def write(self, partition: int, states: dict[bytes, bytes], changelog_offset: int) -> None:
-        """Store states already written to the changelog (up to ``changelog_offset``), atomically
+    def stage(self, writes: dict[int, Entries]) -> None:
+        """Make a processed batch's writes visible to reads until ``write`` stores them."""
+        for partition, entries in writes.items():
+            self._staged.setdefault(partition, {}).update(entries)
+
+    def write(self, partition: int, entries: Entries, changelog_offset: int) -> None:
+        """Store entries already written to the changelog (up to ``changelog_offset``), atomically
         with that offset, so a restart reads the changelog from exactly there."""
         store: Any = self.data
         if not hasattr(store, "_db_for_partition"):  # memory store: nothing survives a restart anyway
-            store.data.update(states)
-            return
-        import rocksdict  # only with the RocksDB store, which needs it
+            for key, value in entries.items():
+                if value is None:
+                    store.data.pop(key, None)
+                else:
+                    store.data[key] = value
+        else:
+            import rocksdict  # only with the RocksDB store, which needs it
 
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in states.items():
-            batch.put(key, value)
-        batch.put(store.offset_key, str(changelog_offset).encode())
-        store._db_for_partition(partition).write(batch)
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for key, value in entries.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+            batch.put(store.offset_key, str(changelog_offset).encode())
+            store._db_for_partition(partition).write(batch)
+        staged = self._staged.get(partition, {})
+        for key, value in entries.items():
+            if key in staged and staged[key] is value:  # not staged again by a later batch
+                del staged[key]
+
+    def entries(self, partitions: Iterable[int]) -> Iterator[tuple[bytes, bytes]]:
+        """Every entry of the local stores of these partitions, staged writes included (the
+        memory store does not keep partitions apart: it yields every entry)."""
+        store: Any = self.data
+        partitions = list(partitions)
+        staged: Entries = {}
+        for partition in partitions:
+            staged.update(self._staged.get(partition, {}))
+        if not hasattr(store, "_db_for_partition"):
+            stored: Iterable[tuple[bytes, bytes]] = list(store.data.items())
+        else:
+            stored = (item for p in partitions for item in store._visible_items(store._db_for_partition(p)))
+        for key, value in stored:
+            if key not in staged:
+                yield key, value
+        yield from ((key, value) for key, value in staged.items() if value is not None)
 
     def customers(self, partitions: Iterable[int]) -> Iterator[tuple[bytes, bytes]]:
-        """Every (customer id, encoded state) in the local stores of these partitions (the memory
-        store does not keep partitions apart: it yields every customer)."""
-        store: Any = self.data
-        if not hasattr(store, "_db_for_partition"):
-            yield from store.data.items()
-            return
-        for partition in partitions:
-            yield from store._visible_items(store._db_for_partition(partition))
+        """Every (customer id, encoded state) of these partitions (see ``entries``)."""
+        return ((key, value) for key, value in self.entries(partitions) if is_customer_key(key))
 
     # -- recovery --
 

@@ -10,6 +10,7 @@ it is not in the cache of recently used states), and the logic is tested without
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -17,8 +18,24 @@ from connectors.kafka_admin import TICKS
 from connectors.partitioning import partition_for
 from rules.catalog import Catalog
 from rules.engine import Result, TagChange, Task, fire_deadlines, process_event, reevaluate
+from rules.history import fold_changes
+from state.audience import Audience
 from state.cache import StateCache
-from state.codec import decode_state, encode_state, peek_catalog_version, peek_deadline
+from state.codec import (
+    audience_day_of,
+    audience_key,
+    decode_audience_day,
+    decode_history,
+    decode_state,
+    encode_audience_day,
+    encode_history,
+    encode_state,
+    history_key,
+    is_customer_key,
+    peek_catalog_version,
+    peek_deadline,
+    peek_tags,
+)
 from state.customer import CustomerState, Outcome
 from state.deadlines import DeadlineIndex
 from state.events import InvalidEvent, parse_event
@@ -40,7 +57,9 @@ class Record:
 class Batch:
     """What the agent must do after a batch: write states, publish outputs, count."""
 
-    states: dict[int, dict[bytes, bytes]] = field(default_factory=dict)  # partition -> id -> state
+    # partition -> table key -> value (None: delete): customer states, their histories and the
+    # partition's audience figures, as ``state/codec.py`` encodes them
+    states: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
     changes: list[TagChange] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -57,15 +76,17 @@ class Batch:
 class BatchProcessor:
     """Applies batches of records to customer states held in a key-value table.
 
-    ``load`` reads a customer's encoded state from the table of a partition (None if unknown);
-    ``cache`` keeps decoded states between batches (see ``state.cache``).
+    ``load`` reads a key from the table of a partition (None if absent), including what earlier
+    batches wrote and have not committed yet; ``cache`` keeps decoded states between batches (see
+    ``state.cache``). ``audiences`` holds each owned partition's audience figures (all of them in
+    memory: they are small, and every batch with changes adds to them).
     """
 
     def __init__(
         self,
         catalog: Catalog,
         partitions: int,
-        load: Callable[[int, str], bytes | None],
+        load: Callable[[int, bytes], bytes | None],
         topic_prefix: str = "",
         timer_batch: int = 1000,
         cache: StateCache | None = None,
@@ -79,6 +100,7 @@ class BatchProcessor:
         self.deadlines: dict[int, DeadlineIndex] = {}  # partition -> its customers' deadlines
         # partition -> customers still to re-evaluate under a new catalog, consumed by ticks
         self.stale: dict[int, list[str]] = {}
+        self.audiences: dict[int, Audience] = {}
 
     def process(self, records: Iterable[Record], now: int) -> Batch:
         run = _Run(self, Batch(), now)
@@ -89,29 +111,54 @@ class BatchProcessor:
                 run.tick(record.partition)
             else:
                 run.apply(record)
-        changed = {change.customer_id for change in run.batch.changes}
+        changes: dict[str, list[TagChange]] = defaultdict(list)
+        for change in run.batch.changes:
+            changes[change.customer_id].append(change)
         for customer_id, state in run.states.items():
-            if customer_id in changed:
-                run.batch.changed.append(state)
             home = run.homes[customer_id]
-            run.batch.states.setdefault(home, {})[customer_id.encode()] = encode_state(state)
+            writes = run.batch.states.setdefault(home, {})
+            writes[customer_id.encode()] = encode_state(state)
+            if customer_id in changes:
+                run.batch.changed.append(state)
+                writes[history_key(customer_id)] = self._history_with(home, customer_id, changes[customer_id], now)
+                audience = self.audiences.setdefault(home, Audience())
+                for change in changes[customer_id]:
+                    audience.move(change.from_tag, change.to_tag, change.effective_at)
             self.deadlines.setdefault(home, DeadlineIndex()).set(customer_id, state.next_deadline)
             self.cache.put(home, state)
+        for home in run.batch.states:
+            moved = self.audiences.get(home)
+            if moved is not None:
+                for day, figures in moved.take_dirty().items():
+                    run.batch.states[home][audience_key(home, day)] = encode_audience_day(figures)
         return run.batch
 
-    def rebuild(self, partitions: set[int], customers: Iterable[tuple[bytes, bytes]]) -> int:
-        """Index the given partitions' customers, from (key, encoded state) pairs: their
-        deadlines, and which of them an earlier catalog evaluated (to re-evaluate).
+    def _history_with(self, partition: int, customer_id: str, changes: list[TagChange], now: int) -> bytes:
+        key = history_key(customer_id)
+        history = decode_history(self.load(partition, key))
+        fold_changes(history, changes, now)
+        return encode_history(history)
+
+    def rebuild(self, partitions: set[int], entries: Iterable[tuple[bytes, bytes]]) -> int:
+        """Index the given partitions from their table entries (key, value): the customers'
+        deadlines, which of them an earlier catalog evaluated (to re-evaluate), and the audience
+        figures, with the holders of each tag counted from the states themselves.
 
         Called when partitions are assigned, once the table is recovered, and when the catalog
-        changes. Reads two fields of each state, not the whole state. Returns how many customers.
+        changes. Reads three fields of each state, not the whole state. Returns how many customers.
         """
         self.deadlines = {p: DeadlineIndex() for p in partitions}
         self.stale = {p: [] for p in partitions}
+        self.audiences = {p: Audience() for p in partitions}
         self.cache.drop_partitions(partitions)
         version = self.catalog.version
         count = 0
-        for key, encoded in customers:
+        for key, encoded in entries:
+            if not is_customer_key(key):
+                place = audience_day_of(key)
+                if place is not None and place[0] in self.audiences:
+                    self.audiences[place[0]].load_day(place[1], decode_audience_day(encoded))
+                continue
             partition = partition_for(key, self.partitions)
             index = self.deadlines.get(partition)
             if index is None:
@@ -119,6 +166,7 @@ class BatchProcessor:
             count += 1
             customer_id = key.decode()
             index.set(customer_id, peek_deadline(encoded))
+            self.audiences[partition].holders.update(peek_tags(encoded))
             if peek_catalog_version(encoded) != version:
                 self.stale[partition].append(customer_id)
         return count
@@ -130,7 +178,7 @@ class BatchProcessor:
         state = self.cache.get(customer_id)
         if state is not None:
             return state
-        encoded = self.load(partition, customer_id)
+        encoded = self.load(partition, customer_id.encode())
         return decode_state(encoded) if encoded is not None else None
 
 
@@ -189,6 +237,10 @@ class _Run:
         for customer_id in stale[-limit:]:
             self._current(partition, customer_id)  # re-evaluates it if a previous catalog did
         del stale[-limit:]
+        audience = self.processor.audiences.get(partition)
+        if audience is not None:
+            for day in audience.prune(self.now):
+                self.batch.states.setdefault(partition, {})[audience_key(partition, day)] = None
         self.batch.ticked.add(partition)
 
     def _current(self, partition: int, customer_id: str) -> CustomerState | None:

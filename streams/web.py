@@ -1,4 +1,5 @@
-"""The worker's HTTP API (SPEC section 6): health, metrics, customers, tags, catalog changes.
+"""The worker's HTTP API (SPEC sections 6, 9, 10): health, metrics, customers and their history,
+tags and their audiences over time, catalog changes.
 
 Each customer lives on the worker owning its partition. A request for one customer is forwarded
 to that worker; a question about all customers (tag counts, members, dry runs) is asked of every
@@ -16,16 +17,21 @@ import orjson
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
+from connectors.partitioning import partition_for
 from rules.catalog import Catalog, CatalogError, parse_catalog
 from rules.engine import decide_tags
-from state.codec import decode_state
+from state.audience import STEPS, Point, add_series
+from state.codec import decode_history, decode_state, history_key
 from state.customer import CustomerState
-from state.times import format_timestamp, wall_clock
+from state.history import Interval, page
+from state.times import DAY, format_timestamp, parse_timestamp, wall_clock
 
 if TYPE_CHECKING:
     from streams.app import Engine
 
 MAX_PAGE = 1000
+MAX_POINTS = 10_000
+DEFAULT_SPAN = {"1h": 7 * DAY, "1d": 90 * DAY}
 
 
 class EngineView(View):
@@ -48,15 +54,34 @@ class Metrics(EngineView):
 
 class Customer(EngineView):
     async def get(self, request: Request, customer_id: str) -> Response:
-        engine = self.engine
-        try:
-            return await engine.app.router.route_req(engine.table.name, customer_id.encode(), engine.app.web, request)
-        except SameNode:
-            pass  # this worker owns the customer
-        encoded = engine.table.get(customer_id.encode())
-        if not isinstance(encoded, bytes):
+        forwarded = await _at_owner(self.engine, customer_id, request)
+        if forwarded is not None:
+            return forwarded
+        encoded = _read(self.engine, customer_id, customer_id.encode())
+        if encoded is None:
             return self.json({"error": f"unknown customer {customer_id!r}"}, status=404)
-        return self.json(customer_document(engine.catalog, decode_state(encoded), wall_clock()))
+        return self.json(customer_document(self.engine.catalog, decode_state(encoded), wall_clock()))
+
+
+class CustomerHistory(EngineView):
+    async def get(self, request: Request, customer_id: str) -> Response:
+        forwarded = await _at_owner(self.engine, customer_id, request)
+        if forwarded is not None:
+            return forwarded
+        try:
+            limit = _limit(request)
+            cursor = int(request.query["cursor"]) if request.query.get("cursor") else None
+        except ValueError as error:
+            return self.json({"error": str(error)}, status=400)
+        if _read(self.engine, customer_id, customer_id.encode()) is None:
+            return self.json({"error": f"unknown customer {customer_id!r}"}, status=404)
+        history = decode_history(_read(self.engine, customer_id, history_key(customer_id)))
+        found, after = page(history, request.query.get("tag"), request.query.get("dimension"), cursor, limit)
+        return self.json({
+            "customer_id": customer_id,
+            "intervals": [interval_document(customer_id, interval) for interval in found],
+            "cursor": str(after) if after is not None else None,
+        })
 
 
 class Tags(EngineView):
@@ -76,9 +101,9 @@ class TagMembers(EngineView):
         if tag not in self.engine.catalog.tags:
             return self.json({"error": f"unknown tag {tag!r}"}, status=404)
         try:
-            limit = min(MAX_PAGE, max(1, int(request.query.get("limit", "100"))))
-        except ValueError:
-            return self.json({"error": "limit must be a whole number"}, status=400)
+            limit = _limit(request)
+        except ValueError as error:
+            return self.json({"error": str(error)}, status=400)
         cursor = request.query.get("cursor", "")
         # Ordered by customer id and resumed after the cursor: a customer who holds the tag
         # throughout the walk is returned exactly once, whatever else changes meanwhile.
@@ -89,6 +114,33 @@ class TagMembers(EngineView):
                 members = sorted({*members, *answer["customers"]})[: limit + 1]
         page = members[:limit]
         return self.json({"tag": tag, "customers": page, "cursor": page[-1] if len(members) > limit else None})
+
+
+class TagAudience(EngineView):
+    async def get(self, request: Request, tag: str) -> Response:
+        if tag not in self.engine.catalog.tags:
+            return self.json({"error": f"unknown tag {tag!r}"}, status=404)
+        try:
+            step_name, start, end = _audience_range(request)
+        except ValueError as error:
+            return self.json({"error": str(error)}, status=400)
+        series: list[Point] = []
+        for audience in list(self.engine.processor.audiences.values()):
+            series = add_series(series, audience.series(tag, start, end, STEPS[step_name]))
+        if request.query.get("local"):
+            return self.json({"series": [[p.end, p.holders, p.entered, p.left] for p in series]})
+        for peer in _peers(self.engine):
+            answer = await _ask(self.engine, "GET", f"{peer}/tags/{tag}/audience", request.query_string)
+            series = add_series(series, [Point(*point) for point in answer["series"]])
+        return self.json({
+            "tag": tag,
+            "step": step_name,
+            "from": format_timestamp(start),
+            "to": format_timestamp(end),
+            "points": [[format_timestamp(p.end), p.holders] for p in series],
+            "entered": [[format_timestamp(p.end), p.entered] for p in series],
+            "left": [[format_timestamp(p.end), p.left] for p in series],
+        })
 
 
 class CatalogView(EngineView):
@@ -127,8 +179,10 @@ ROUTES: tuple[tuple[str, type[EngineView]], ...] = (
     ("/health", Health),
     ("/metrics", Metrics),
     ("/customers/{customer_id}", Customer),
+    ("/customers/{customer_id}/history", CustomerHistory),
     ("/tags", Tags),
     ("/tags/{tag}/customers", TagMembers),
+    ("/tags/{tag}/audience", TagAudience),
     ("/catalog", CatalogView),
     ("/catalog/dry-run", DryRun),
 )
@@ -165,6 +219,27 @@ def customer_document(catalog: Catalog, state: CustomerState, now: int) -> dict[
         },
         "facts": {key: value for key, value in sorted(facts.items()) if key not in dimensions},
         "next_deadline": format_timestamp(state.next_deadline) if state.next_deadline else None,
+    }
+
+
+def interval_document(customer_id: str, interval: Interval) -> dict[str, object]:
+    """One interval of a customer's history, as SPEC section 9 shows it."""
+
+    def edge(edge: Any) -> dict[str, object] | None:
+        if edge is None:
+            return None
+        return {"change_id": f"{customer_id}:{edge.seq}", "rule_id": edge.rule_id, "trigger": edge.trigger,
+                "catalog_version": edge.catalog_version, "reason": edge.reason}
+
+    left = interval.left
+    return {
+        "tag": interval.tag,
+        "dimension": interval.dimension,
+        "entered_at": format_timestamp(interval.entered.at),
+        "left_at": format_timestamp(left.at) if left is not None else None,
+        "entered": edge(interval.entered),
+        "left": edge(left),
+        "expired": interval.expired,
     }
 
 
@@ -226,22 +301,59 @@ def _merge_dry_run(into: dict[str, Any], other: dict[str, Any]) -> None:
 
 
 def _local_states(engine: Engine) -> Iterator[CustomerState]:
-    for _, encoded in engine.table.items():
+    for _, encoded in engine.table.customers(engine.owned):
         yield decode_state(encoded)
 
 
 def _local_tag_counts(engine: Engine) -> dict[str, int]:
+    """Holders per tag on this worker, from the counters each batch maintains: no scan."""
     counts: Counter[str] = Counter()
-    for state in _local_states(engine):
-        counts.update(state.tags.keys())
-    return dict(counts)
+    for audience in list(engine.processor.audiences.values()):
+        counts.update(audience.holders)
+    return {tag: count for tag, count in counts.items() if count}
 
 
 def _local_members(engine: Engine, tag: str) -> Iterator[str]:
     needle = f'"{tag}":['.encode()  # the tag as a key of the encoded "t" map: no full decode
-    for key, encoded in engine.table.items():
+    for key, encoded in engine.table.customers(engine.owned):
         if needle in encoded and tag in decode_state(encoded).tags:
             yield key.decode()
+
+
+def _read(engine: Engine, customer_id: str, key: bytes) -> bytes | None:
+    """A table entry of a customer's partition, the writes of batches still committing included."""
+    return engine.table.read(partition_for(customer_id.encode(), engine.settings.partitions), key)
+
+
+async def _at_owner(engine: Engine, customer_id: str, request: Request) -> Response | None:
+    """The owning worker's answer, or None when this worker owns the customer."""
+    try:
+        response: Response = await engine.app.router.route_req(
+            engine.table.name, customer_id.encode(), engine.app.web, request)
+        return response
+    except SameNode:
+        return None
+
+
+def _limit(request: Request) -> int:
+    text = request.query.get("limit", "100")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise ValueError(f"limit must be a whole number from 1 to {MAX_PAGE}, not {text!r}")
+    return int(text)
+
+
+def _audience_range(request: Request) -> tuple[str, int, int]:
+    """(step name, start, end) of an audience request, with defaults; ValueError when invalid."""
+    step = request.query.get("step", "1d")
+    if step not in STEPS:
+        raise ValueError(f"step must be one of {', '.join(STEPS)}, not {step!r}")
+    end = parse_timestamp(request.query["to"]) if request.query.get("to") else wall_clock()
+    start = parse_timestamp(request.query["from"]) if request.query.get("from") else end - DEFAULT_SPAN[step]
+    if start >= end:
+        raise ValueError("from must be before to")
+    if (end - start) // STEPS[step] > MAX_POINTS:
+        raise ValueError(f"at most {MAX_POINTS} points: choose a shorter range or a longer step")
+    return step, start, end
 
 
 def _peers(engine: Engine) -> list[str]:

@@ -10,7 +10,8 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from connectors.publisher import OutRecord
 from rules.catalog import load_default_catalog
-from state.times import format_timestamp
+from state.codec import audience_key, history_key
+from state.times import DAY, format_timestamp
 from streams.commit import BatchCommit, CommitFailed
 from streams.processor import Batch, BatchProcessor, Record
 
@@ -61,7 +62,7 @@ class FakeTable:
 def first_order_batch() -> Batch:
     value = {"event_id": "o1", "customer_id": "c1", "occurred_at": format_timestamp(NOW), "order_id": "1",
              "amount": "120.00", "status": "paid"}
-    processor = BatchProcessor(load_default_catalog(), 1, lambda partition, customer: None)
+    processor = BatchProcessor(load_default_catalog(), 1, lambda partition, key: None)
     return processor.process([Record("orders", 0, 7, b"c1", orjson.dumps(value))], NOW)
 
 
@@ -75,12 +76,16 @@ async def test_state_with_its_outbox_is_written_before_the_outputs_and_confirmed
     await committer(publisher, table).commit(batch, NOW)
     (first, states), (second, outputs), (third, markers) = publisher.log
     assert (first, second, third) == ("sent", "sent", "soon")
-    assert [r.topic for r in states] == [CHANGELOG] and states[0].key == b"c1"
+    # The customer, its history and its partition's audience figures of the day: one partition.
+    assert [(r.topic, r.key, r.partition) for r in states] == [
+        (CHANGELOG, b"c1", 0), (CHANGELOG, history_key("c1"), 0), (CHANGELOG, audience_key(0, NOW // DAY), 0),
+    ]
+    assert not states[1].headers and not states[2].headers  # the outbox travels with the customer
     outbox = states[0].headers
     assert [topic for topic, _ in outbox] == ["x-tag-changes"] * len(batch.changes) + ["x-tasks"] * len(batch.tasks)
     assert [(r.topic, r.value) for r in outputs] == list(outbox)  # the same bytes, stored and sent
     assert markers == [OutRecord(CHANGELOG, b"marker", None, 0)]
-    assert table.writes == [(0, batch.states[0], 100)]
+    assert table.writes == [(0, batch.states[0], 102)]  # the offset of the last of the three
 
 
 async def test_outputs_that_cannot_be_written_fail_the_batch_before_anything_is_confirmed() -> None:

@@ -40,6 +40,37 @@ def test_a_batch_write_stores_the_states_and_the_changelog_offset_together(tmp_p
     assert dict(table.customers([0])) == {}
 
 
+def test_a_processed_batch_is_read_back_before_its_commit_stores_it(tmp_path: Path) -> None:
+    table = table_in(tmp_path)
+    table.write(1, {b"c1": b"old"}, changelog_offset=1)
+    first, second = {b"c1": b"first"}, {b"c1": b"second"}
+    table.stage({1: first})
+    table.stage({1: second})  # the next batch, processed while the first commits
+    assert table.read(1, b"c1") == b"second"
+    table.write(1, first, changelog_offset=2)  # the first commit must not hide the second batch
+    assert table.read(1, b"c1") == b"second"
+    table.write(1, second, changelog_offset=3)
+    assert table.read(1, b"c1") == b"second" and table._staged[1] == {}
+
+
+def test_a_none_value_deletes_the_entry_staged_and_stored(tmp_path: Path) -> None:
+    table = table_in(tmp_path)
+    table.write(0, {b"\x01a:0:1": b"{}", b"c1": b"s1"}, changelog_offset=1)
+    gone: dict[bytes, bytes | None] = {b"\x01a:0:1": None}
+    table.stage({0: gone})
+    assert table.read(0, b"\x01a:0:1") is None and dict(table.entries([0])) == {b"c1": b"s1"}
+    table.write(0, gone, changelog_offset=2)
+    assert table.read(0, b"\x01a:0:1") is None and dict(table.entries([0])) == {b"c1": b"s1"}
+
+
+def test_customers_leaves_out_histories_and_audience_figures(tmp_path: Path) -> None:
+    table = table_in(tmp_path)
+    table.write(0, {b"c1": b"s1", b"\x01h:c1": b"[]", b"\x01a:0:20000": b"{}"}, changelog_offset=1)
+    table.stage({0: {b"c2": b"s2"}})
+    assert dict(table.customers([0])) == {b"c1": b"s1", b"c2": b"s2"}
+    assert len(dict(table.entries([0]))) == 4
+
+
 def test_outboxes_after_the_last_marker_are_sent_again_and_those_before_are_not(tmp_path: Path) -> None:
     table = table_in(tmp_path)
     table.apply_changelog_batch([

@@ -8,7 +8,7 @@ from connectors.kafka_admin import TICKS
 from connectors.partitioning import partition_for
 from rules.catalog import load_default_catalog
 from state.cache import StateCache
-from state.codec import peek_deadline
+from state.codec import audience_key, decode_history, history_key, is_customer_key, peek_deadline
 from state.times import DAY, format_timestamp
 from streams.processor import BatchProcessor, Record
 
@@ -16,16 +16,22 @@ PARTITIONS = 4
 NOW = 1_795_000_000_000_000
 
 
-class Table(dict[tuple[int, str], bytes]):
-    """A stand-in for the Faust table: (partition, customer) -> encoded state."""
+class Table(dict[tuple[int, bytes], bytes]):
+    """A stand-in for the Faust table: (partition, key) -> value."""
 
-    def load(self, partition: int, customer_id: str) -> bytes | None:
-        return self.get((partition, customer_id))
+    def load(self, partition: int, key: bytes) -> bytes | None:
+        return self.get((partition, key))
 
-    def write(self, states: dict[int, dict[bytes, bytes]]) -> None:
-        for partition, customers in states.items():
-            for customer_id, encoded in customers.items():
-                self[(partition, customer_id.decode())] = encoded
+    def write(self, states: dict[int, dict[bytes, bytes | None]]) -> None:
+        for partition, entries in states.items():
+            for key, value in entries.items():
+                if value is None:
+                    self.pop((partition, key), None)
+                else:
+                    self[(partition, key)] = value
+
+    def entries(self) -> list[tuple[bytes, bytes]]:
+        return [(key, value) for (_, key), value in self.items()]
 
 
 def login(customer: str, event_id: str, at: int = NOW) -> Record:
@@ -40,7 +46,7 @@ def processor(table: Table) -> BatchProcessor:
 def test_a_customer_touched_twice_in_a_batch_is_written_once() -> None:
     table = Table()
     batch = processor(table).process([login("a", "e1"), login("a", "e2", NOW + 1)], NOW + 1)
-    assert sum(len(states) for states in batch.states.values()) == 1
+    assert sum(key == b"a" for states in batch.states.values() for key in states) == 1
     assert batch.applied == {"logins": 2}
     assert [(c.dimension, c.to_tag) for c in batch.changes] == [("lifecycle", "prospect"), ("activity", "active")]
 
@@ -87,10 +93,10 @@ def test_the_index_is_rebuilt_from_the_table_for_owned_partitions_only() -> None
     table.write(engine.process([login(c, f"e-{c}") for c in "abcdefgh"], NOW).states)
     owned = {partition_for(b"a", PARTITIONS)}
     fresh = processor(table)
-    count = fresh.rebuild(owned, ((c.encode(), v) for (_, c), v in table.items()))
+    count = fresh.rebuild(owned, table.entries())
     expected = sum(1 for c in "abcdefgh" if partition_for(c.encode(), PARTITIONS) in owned)
     assert count == expected and set(fresh.deadlines) == owned
-    assert all(peek_deadline(v) == NOW + 30 * DAY for v in table.values())
+    assert all(peek_deadline(v) == NOW + 30 * DAY for (_, key), v in table.items() if is_customer_key(key))
 
 
 def test_a_cached_customer_is_not_read_from_the_table_again() -> None:
@@ -109,3 +115,31 @@ def test_customers_of_partitions_no_longer_owned_leave_the_cache() -> None:
     owned = {partition_for(b"a", PARTITIONS)}
     engine.rebuild(owned, iter(()))
     assert len(cache) == sum(1 for c in "abcdefgh" if partition_for(c.encode(), PARTITIONS) in owned)
+
+
+def test_a_batch_with_changes_writes_the_history_and_the_audience_of_the_day() -> None:
+    table = Table()
+    engine = processor(table)
+    home = partition_for(b"a", PARTITIONS)
+    table.write(engine.process([login("a", "e1")], NOW).states)
+    history = decode_history(table.load(home, history_key("a")))
+    assert [(i.tag, i.left) for i in history] == [("active", None), ("prospect", None)]
+    assert engine.audiences[home].holders == {"prospect": 1, "active": 1}
+    table.write(engine.process([Record(TICKS, home, 0, None, b"{}")], NOW + 31 * DAY).states)
+    history = decode_history(table.load(home, history_key("a")))
+    assert [(i.tag, i.left.trigger if i.left else None) for i in history] == [
+        ("silent", None), ("active", "timer"), ("prospect", None),
+    ]
+    assert table.load(home, audience_key(home, NOW // DAY)) is not None  # the day "a" became active
+
+
+def test_holders_and_audience_figures_are_restored_from_the_table() -> None:
+    table = Table()
+    engine = processor(table)
+    table.write(engine.process([login(c, f"e-{c}") for c in "abcdefgh"], NOW).states)
+    fresh = processor(table)
+    fresh.rebuild(set(range(PARTITIONS)), table.entries())
+    for partition, audience in engine.audiences.items():
+        assert fresh.audiences[partition].holders == audience.holders
+        assert fresh.audiences[partition].series("active", NOW - DAY, NOW + DAY, DAY) == audience.series(
+            "active", NOW - DAY, NOW + DAY, DAY)
