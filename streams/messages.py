@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import orjson
 
 from rules.engine import TagChange, Task
-from state.times import format_timestamp
+from state.times import format_timestamp, parse_timestamp
 
 
 def change_message(change: TagChange, emitted_at: int) -> dict[str, object]:
@@ -32,6 +32,24 @@ def change_message(change: TagChange, emitted_at: int) -> dict[str, object]:
         "emitted_at": format_timestamp(emitted_at),
         "reason": change.reason,
     }
+
+
+def change_from_message(message: dict[str, object]) -> TagChange:
+    """A ``tag-changes`` message read back (to rebuild histories and audiences from the topic)."""
+    reason = message["reason"]
+    return TagChange(
+        customer_id=str(message["customer_id"]),
+        seq=int(str(message["seq"])),
+        dimension=str(message["dimension"]),
+        from_tag=None if message["from"] is None else str(message["from"]),
+        to_tag=None if message["to"] is None else str(message["to"]),
+        rule_id=str(message["rule_id"]),
+        catalog_version=str(message["catalog_version"]),
+        trigger=str(message["trigger"]),
+        event_id=None if message["event_id"] is None else str(message["event_id"]),
+        effective_at=parse_timestamp(str(message["effective_at"])),
+        reason=dict(reason) if isinstance(reason, dict) else {},
+    )
 
 
 def task_message(task: Task) -> dict[str, object]:

@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from aiohttp import ClientError
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 
 from connectors.partitioning import partition_for
 from rules.catalog import Catalog, CatalogError, parse_catalog
@@ -333,6 +335,8 @@ async def _at_owner(engine: Engine, customer_id: str, request: Request) -> Respo
         return response
     except SameNode:
         return None
+    except (ClientError, OSError) as error:
+        raise _unavailable(error) from error
 
 
 def _limit(request: Request) -> int:
@@ -365,8 +369,17 @@ def _peers(engine: Engine) -> list[str]:
 
 async def _ask(engine: Engine, method: str, url: str, query: str, body: bytes | None = None) -> Any:
     target = f"{url}?{query}&local=1" if query else f"{url}?local=1"
-    async with engine.app.http_client.request(method, target, data=body) as response:
-        return orjson.loads(await response.read())
+    try:
+        async with engine.app.http_client.request(method, target, data=body) as response:
+            return orjson.loads(await response.read())
+    except (ClientError, OSError) as error:
+        raise _unavailable(error) from error
+
+
+def _unavailable(error: Exception) -> ServiceUnavailable:
+    """503 when the worker owning some of the partitions does not answer: it is gone and the
+    group has not moved its partitions yet (within the session timeout), or it is restarting."""
+    return ServiceUnavailable(f"a worker of the group does not answer ({error}); try again in a few seconds")
 
 
 def _authorise(engine: Engine, request: Request) -> tuple[int, str] | None:

@@ -139,6 +139,28 @@ async def test_any_worker_answers_for_any_customer_and_tags_count_everyone(group
     status, tags = await call(second, "GET", "/tags")
     counts = {t["tag"]: t["customers"] for d in tags["dimensions"] for t in d["tags"]}  # type: ignore[attr-defined]
     assert counts["new"] == 40 and counts["active"] == 40 and counts["mature"] == 0
+    status, audience = await call(first, "GET", "/tags/new/audience?step=1h")
+    # A week of hours by default: 169 buckets overlap it unless "now" falls on the hour.
+    assert status == 200 and audience["points"][-1][1] == 40 and len(audience["points"]) >= 7 * 24  # type: ignore[index]
+    status, history = await call(second, "GET", "/customers/c007/history?tag=new")
+    assert status == 200 and [i["tag"] for i in history["intervals"]] == ["new"]  # type: ignore[index]
+
+
+async def test_questions_the_api_cannot_answer_get_a_clear_error(group: Shop) -> None:
+    worker = group.start("w1")
+    await worker.ready()
+    for path, status, words in [
+        ("/customers/nobody/history", 404, "unknown customer"),
+        ("/customers/nobody/history?limit=0", 400, "limit must be a whole number from 1 to 1000"),
+        ("/tags/new/customers?limit=-1", 400, "limit must be"),
+        ("/tags/nothing/audience", 404, "unknown tag"),
+        ("/tags/new/audience?step=5m", 400, "step must be one of 1h, 1d"),
+        ("/tags/new/audience?from=yesterday", 400, "not an ISO-8601 timestamp"),
+        ("/tags/new/audience?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", 400, "from must be before to"),
+        ("/tags/new/audience?step=1h&from=2020-01-01T00:00:00Z", 400, "at most 10000 points"),
+    ]:
+        answer = await call(worker, "GET", path)
+        assert answer[0] == status and words in str(answer[1]["error"]), (path, answer)
 
 
 async def test_members_of_a_tag_page_through_every_customer_exactly_once(group: Shop) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,14 @@ import orjson
 import pytest
 
 from rules.catalog import load_default_catalog
+from rules.engine import TagChange
+from rules.history import fold_changes
 from rules.replay import Replay
 from state.events import parse_event
-from state.times import format_timestamp, wall_clock
-from streams.messages import task_message
+from state.history import Interval
+from state.times import HOUR, format_timestamp, wall_clock
+from streams.messages import change_from_message, task_message
+from streams.web import interval_document
 from tests.conftest import Services
 from tests.eventually import eventually
 from tests.streams.harness import Collector, Group, Worker, produce
@@ -97,6 +102,7 @@ async def test_kill_9_at_any_moment_loses_no_change_and_gives_each_change_one_co
             await worker.ready()
         await sending
         await _check_against_replay(load, changes, tasks)
+        await _check_history_and_audiences(worker, changes)
 
 
 async def test_a_worker_joining_under_load_and_one_dying_lose_nothing(group: Group) -> None:
@@ -112,6 +118,9 @@ async def test_a_worker_joining_under_load_and_one_dying_lose_nothing(group: Gro
         first.kill()  # and the survivor takes the first one's partitions over
         await sending
         await _check_against_replay(load, changes, tasks)
+        # Whatever the first worker had processed before it died, the survivor now answers for.
+        await eventually(lambda: _owns(second, [0, 1, 2, 3]), 60, what="the survivor owns every partition")
+        await _check_history_and_audiences(second, changes)
 
 
 async def test_a_worker_that_dies_between_changelog_and_outputs_sends_those_outputs_after_restart(
@@ -159,3 +168,54 @@ async def _check_against_replay(load: Load, changes: Collector, tasks: Collector
     assert len(published) == len(expected_tasks)
     for task in expected_tasks:
         assert orjson.loads(orjson.dumps(published[str(task["task_id"])])) == orjson.loads(orjson.dumps(task))
+
+
+async def _check_history_and_audiences(worker: Worker, changes: Collector) -> None:
+    """What the workers keep of the past (histories, audiences, holders) equals what folding the
+    published changes gives."""
+    published: dict[str, dict[int, TagChange]] = defaultdict(dict)
+    for message in changes.messages:
+        change = change_from_message(message)
+        published[change.customer_id][change.seq] = change
+    for customer, by_seq in published.items():
+        expected: list[Interval] = []
+        fold_changes(expected, [by_seq[seq] for seq in sorted(by_seq)], wall_clock())
+        assert await _history(worker, customer) == [interval_document(customer, i) for i in expected], customer
+
+    everything = [change for by_seq in published.values() for change in by_seq.values()]
+    start = min(change.effective_at for change in everything) // HOUR * HOUR - HOUR
+    end = wall_clock() // HOUR * HOUR + HOUR
+    for tag in {change.to_tag for change in everything if change.to_tag}:
+        status, body = await asyncio.to_thread(
+            worker.get, f"/tags/{tag}/audience?step=1h&from={format_timestamp(start)}&to={format_timestamp(end)}")
+        assert status == 200, body
+        points = orjson.loads(body)["points"]
+        ends = range(start + HOUR, end + 1, HOUR)
+        assert points == [[format_timestamp(at), _holders(everything, tag, at)] for at in ends], tag
+    _, body = await asyncio.to_thread(worker.get, "/tags")
+    counts = {t["tag"]: t["customers"] for d in orjson.loads(body)["dimensions"] for t in d["tags"]}
+    assert counts == {tag: _holders(everything, tag, end) for tag in counts}
+
+
+async def _owns(worker: Worker, partitions: list[int]) -> bool:
+    status, body = await asyncio.to_thread(worker.get, "/health")
+    return status == 200 and orjson.loads(body)["partitions"] == partitions
+
+
+def _holders(changes: list[TagChange], tag: str, at: int) -> int:
+    """Customers holding ``tag`` just before ``at``, by the changes that took effect before it."""
+    return sum((c.to_tag == tag) - (c.from_tag == tag) for c in changes if c.effective_at < at)
+
+
+async def _history(worker: Worker, customer: str) -> list[object]:
+    """A customer's whole history from the API, two intervals a page."""
+    intervals: list[object] = []
+    cursor = ""
+    while True:
+        status, body = await asyncio.to_thread(worker.get, f"/customers/{customer}/history?limit=2&cursor={cursor}")
+        assert status == 200, body
+        answer = orjson.loads(body)
+        intervals += answer["intervals"]
+        if answer["cursor"] is None:
+            return intervals
+        cursor = answer["cursor"]

@@ -1,4 +1,4 @@
-"""Output messages: dead letters always fit on their topic."""
+"""Output messages: dead letters always fit on their topic; tag changes read back as they were."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import hashlib
 
 import orjson
 
-from streams.messages import DEAD_LETTER_LIMIT, KEPT_PREFIX, DeadLetter, dead_letter_bytes
+from rules.engine import TagChange
+from streams.messages import (
+    DEAD_LETTER_LIMIT,
+    KEPT_PREFIX,
+    DeadLetter,
+    change_from_message,
+    change_message,
+    dead_letter_bytes,
+    dumps,
+)
 
 
 def letter(value: bytes | None, key: bytes | None = b"c1") -> DeadLetter:
@@ -34,3 +43,9 @@ def test_a_megabyte_of_binary_is_cut_and_kept_as_base64() -> None:
     message = orjson.loads(dead_letter_bytes(letter(raw, key=b"\xff" * 300_000)))
     assert message["truncated"] is True and message["value_encoding"] == "base64"
     assert message["value_length"] == len(raw) and message["key_length"] == 300_000
+
+
+def test_a_tag_change_message_reads_back_as_the_change_it_was() -> None:
+    change = TagChange("c1", 4, "value", "standard", "high_value", "value.high_value", "v1", "event", "e9",
+                       1_795_000_000_123_456, {"spend_180d": "3200.00", "paid_orders_180d": 2})
+    assert change_from_message(orjson.loads(dumps(change_message(change, 1_795_000_001_000_000)))) == change
