@@ -190,7 +190,7 @@ def time_replay(catalog: Catalog, path: Path, count: int, budget: float) -> Repl
         feed = _Feed(source, count, budget)
         started = time.perf_counter()
         # The sinks only count: they have write() but not the rest of IO's interface.
-        replay = run_replay(catalog, feed, path.name, cast(IO[bytes], out), cast(IO[str], err))
+        replay = run_replay(catalog, feed, path.name, cast(IO[bytes], out), cast(IO[str], err)).replay
         seconds = time.perf_counter() - started
     return ReplayRun(feed.fed, seconds, out.lines, err.lines, feed.truncated, replay, feed.rates)
 

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
 import orjson
 
+from rules.backtest import Backtest, Row, compare
 from rules.catalog import Catalog, CatalogError, load_catalog, load_default_catalog, parse_catalog
 from rules.engine import Result
 from rules.replay import Replay
+from state.audience import STEPS
 from state.customer import CustomerState
 from state.events import TOPICS, InvalidEvent, parse_event
-from state.times import parse_timestamp, wall_clock
-from streams.messages import change_message, dumps
+from state.times import format_timestamp, parse_timestamp, wall_clock
+from streams.messages import change_message, dumps, task_message
 from streams.settings import Settings, SettingsError
 
 
@@ -50,6 +56,17 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--until", help="fire deadlines up to this time at the end (ISO-8601); events up to "
                         "it are not 'in the future' even if the wall clock has not reached it")
     replay.add_argument("--final", action="store_true", help="then print each customer's final tags")
+    replay.add_argument("--tasks", action="store_true", help="print the tasks each change creates after it")
+    replay.add_argument("--strict", action="store_true",
+                        help="exit 1 when any input line or record was invalid (after processing them all)")
+    replay.add_argument("--audience", choices=list(STEPS), metavar="STEP",
+                        help="backtest: instead of the changes, per bucket of STEP (1h or 1d) and tag, print the "
+                        "holders at the bucket end and the customers who entered and left and the tasks created")
+    replay.add_argument("--against", type=Path, metavar="OLD",
+                        help="with --audience: also replay under catalog OLD and print both side by side, "
+                        "with the difference")
+    replay.add_argument("--format", choices=("csv", "json"), default="csv",
+                        help="with --audience: CSV (default) or JSON lines")
     replay.set_defaults(run=_replay)
 
     catalog = commands.add_parser("catalog", help="catalog tools").add_subparsers(metavar="ACTION")
@@ -175,8 +192,15 @@ def _catalog_dry_run(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    if (args.against or args.format != "csv") and not args.audience:
+        print("tagengine replay: --against and --format go with --audience", file=sys.stderr)
+        return 2
+    if args.audience and (args.final or args.tasks):
+        print("tagengine replay: --audience prints buckets, not changes: drop --final/--tasks", file=sys.stderr)
+        return 2
     catalog = _catalog(args.catalog or settings.catalog_path)
-    if catalog is None:
+    against = _catalog(args.against) if args.against else None
+    if catalog is None or (args.against and against is None):
         return 1
     until = None
     if args.until:
@@ -190,9 +214,66 @@ def _replay(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"tagengine replay: {exc}", file=sys.stderr)
         return 1
+    out = sys.stdout.buffer
     with source:
-        run_replay(catalog, source, str(args.events), sys.stdout.buffer, sys.stderr, until, args.final)
-    return 0
+        if args.audience:
+            lines = source.readlines()  # read twice with --against
+            invalid = _backtest(catalog, against, lines, str(args.events), STEPS[args.audience], args.format, until)
+        else:
+            run = run_replay(catalog, source, str(args.events), out, sys.stderr, until, args.final, args.tasks)
+            invalid = run.invalid
+    if invalid:
+        print(f"tagengine replay: {invalid} invalid input lines or records (reported above)", file=sys.stderr)
+    return 1 if args.strict and invalid else 0
+
+
+@dataclass
+class ReplayRun:
+    """A replay of input lines: the engine's final state, and how many lines or records were invalid."""
+
+    replay: Replay
+    invalid: int
+
+
+def replay_lines(
+    catalog: Catalog,
+    lines: Iterable[bytes],
+    name: str,
+    err: IO[str],
+    on_result: Callable[[Result, int], None],
+    until: int | None = None,
+) -> ReplayRun:
+    """Feed replay input lines through the engine in event time; each result goes to
+    ``on_result`` with the replay's clock. Invalid lines and records are reported on ``err``
+    with their line numbers; progress too, every few seconds, when ``err`` is a terminal."""
+    replay = Replay(catalog)
+    # "More than 5 minutes in the future" needs a receive time, which a file does not have: the
+    # wall clock stands in for it, or --until when later (events up to the declared end are not
+    # in the future of this replay).
+    received = max(wall_clock(), until or 0)
+    invalid = 0
+    progress = _Progress(name, err)
+    for number, line in enumerate(lines, start=1):
+        progress.line(number)
+        if not line.strip():
+            continue
+        try:
+            topic, raw = _replay_line(line)
+            event = parse_event(topic, raw, received)
+        except InvalidEvent as exc:
+            err.write(f"{name}:{number}: {exc.reason}: {exc.message}\n")
+            invalid += 1
+            continue
+        for result in replay.apply(event):
+            on_result(result, replay.now or event.occurred_at)
+            if result.rejected is not None:
+                err.write(f"{name}:{number}: {result.rejected.reason}: {result.rejected.message}\n")
+                invalid += 1
+    if until is not None:
+        for result in replay.advance(until):
+            on_result(result, replay.now or until)
+    progress.done()
+    return ReplayRun(replay, invalid)
 
 
 def run_replay(
@@ -203,38 +284,96 @@ def run_replay(
     err: IO[str],
     until: int | None = None,
     final: bool = False,
-) -> Replay:
-    """Feed replay input lines through the engine in event time, printing changes as JSON lines."""
-    replay = Replay(catalog)
-    # "More than 5 minutes in the future" needs a receive time, which a file does not have: the
-    # wall clock stands in for it, or --until when later (events up to the declared end are not
-    # in the future of this replay).
-    received = max(wall_clock(), until or 0)
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            topic, raw = _replay_line(line)
-            event = parse_event(topic, raw, received)
-        except InvalidEvent as exc:
-            err.write(f"{name}:{number}: {exc.reason}: {exc.message}\n")
-            continue
-        for result in replay.apply(event):
-            _write_changes(out, result, replay.now or event.occurred_at)
-            if result.rejected is not None:
-                err.write(f"{name}:{number}: {result.rejected.reason}: {result.rejected.message}\n")
-    if until is not None:
-        for result in replay.advance(until):
-            _write_changes(out, result, replay.now or until)
+    tasks: bool = False,
+) -> ReplayRun:
+    """Replay input lines, printing changes (and with ``tasks`` the tasks after each change) as
+    JSON lines in the format of their topics, then with ``final`` each customer's final tags."""
+
+    def write(result: Result, emitted_at: int) -> None:
+        for change in result.changes:
+            out.write(dumps(change_message(change, emitted_at)) + b"\n")
+            if tasks:
+                for task in result.tasks:
+                    if task.change_id == change.change_id:
+                        out.write(dumps(task_message(task)) + b"\n")
+
+    run = replay_lines(catalog, lines, name, err, write, until)
     if final:
-        for customer_id, state in sorted(replay.customers.items()):
+        for customer_id, state in sorted(run.replay.customers.items()):
             out.write(dumps({"customer_id": customer_id, "final_tags": final_tags(catalog, state)}) + b"\n")
-    return replay
+    return run
 
 
-def _write_changes(out: IO[bytes], result: Result, emitted_at: int) -> None:
-    for change in result.changes:
-        out.write(dumps(change_message(change, emitted_at)) + b"\n")
+def _backtest(
+    catalog: Catalog, against: Catalog | None, lines: list[bytes], name: str, step: int, form: str, until: int | None
+) -> int:
+    """Print a backtest (with ``against``, two side by side); returns how many lines were invalid."""
+    new = Backtest(catalog)
+    run = replay_lines(catalog, lines, name, sys.stderr, lambda result, _: new.add(result), until)
+    old = Backtest(against) if against is not None else None
+    if against is not None and old is not None:
+        add_old = old.add
+        # The same lines: their problems were reported once already.
+        replay_lines(against, lines, name, io.StringIO(), lambda result, _: add_old(result), until)
+    firsts = [b.first for b in (new, old) if b is not None and b.first is not None]
+    if not firsts or run.replay.now is None:
+        print("tagengine replay: no tag changes to backtest", file=sys.stderr)
+        return run.invalid
+    start, end = min(firsts), run.replay.now + 1
+    rows = new.rows(start, end, step)
+    if old is None:
+        _write_rows(sys.stdout, form, [_row_fields(row) for row in rows])
+    else:
+        pairs = compare(rows, old.rows(start, end, step))
+        _write_rows(sys.stdout, form, [_pair_fields(a, b) for a, b in pairs])
+    return run.invalid
+
+
+def _row_fields(row: Row) -> dict[str, object]:
+    return {"bucket_end": format_timestamp(row.bucket_end), "tag": row.tag, "holders": row.holders,
+            "entered": row.entered, "left": row.left, "tasks": row.tasks}
+
+
+def _pair_fields(new: Row, old: Row) -> dict[str, object]:
+    fields = _row_fields(new)
+    for name in ("holders", "entered", "left", "tasks"):
+        fields[f"against_{name}"] = getattr(old, name)
+    for name in ("holders", "entered", "left", "tasks"):
+        fields[f"{name}_diff"] = getattr(new, name) - getattr(old, name)
+    return fields
+
+
+def _write_rows(out: IO[str], form: str, rows: list[dict[str, object]]) -> None:
+    if form == "json":
+        for row in rows:
+            out.write(orjson.dumps(row).decode() + "\n")
+        return
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+class _Progress:
+    """"read N lines (R lines/s)" on a terminal every 2 s, so a long replay shows it is moving."""
+
+    def __init__(self, name: str, err: IO[str]) -> None:
+        self.name, self.err = name, err
+        self.shown = err.isatty()
+        self.started = self.last = time.monotonic()
+        self.count = 0
+
+    def line(self, number: int) -> None:
+        self.count = number
+        if self.shown and number % 10_000 == 0 and time.monotonic() - self.last >= 2:
+            self.last = time.monotonic()
+            rate = number / (self.last - self.started)
+            self.err.write(f"\r{self.name}: {number:,} lines ({rate:,.0f} lines/s)")
+            self.err.flush()
+
+    def done(self) -> None:
+        if self.shown and self.last > self.started:
+            self.err.write(f"\r{self.name}: {self.count:,} lines in {time.monotonic() - self.started:.1f} s\n")
 
 
 def final_tags(catalog: Catalog, state: CustomerState) -> dict[str, object]:

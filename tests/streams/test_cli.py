@@ -58,3 +58,68 @@ def test_catalog_check_exits_1_with_file_and_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith(f"{catalog}:10: in condition: unexpected end of the condition")
     assert tagengine("catalog", "check", str(ROOT / "rules" / "default_catalog.yaml")).returncode == 0
+
+
+def order(customer: str, number: int, day: int, amount: str = "1000") -> dict[str, object]:
+    value = {"event_id": f"{customer}-{number}", "customer_id": customer, "occurred_at": f"2026-01-{day:02d}T10:00:00Z",
+             "order_id": f"{customer}-o{number}", "amount": amount, "status": "paid"}
+    return {"topic": "orders", "value": value}
+
+
+def looser_catalog(tmp_path: Path) -> Path:
+    """The default catalog with high value from a spend of 3000 instead of 5000."""
+    default = (ROOT / "rules" / "default_catalog.yaml").read_text()
+    assert "spend(180d) > 5000" in default
+    path = tmp_path / "looser.yaml"
+    path.write_text(default.replace("spend(180d) > 5000", "spend(180d) > 3000"))
+    return path
+
+
+def test_replay_prints_the_tasks_after_the_change_that_created_them(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(lines(order("c1", 1, 1)))
+    output = [orjson.loads(line) for line in tagengine("replay", str(events), "--tasks").stdout.splitlines()]
+    welcome = next(i for i, o in enumerate(output) if o.get("to") == "new")
+    assert output[welcome + 1]["change_id"] == output[welcome]["change_id"] and "task_id" in output[welcome + 1]
+
+
+def test_strict_replay_exits_1_after_processing_every_line_when_one_was_invalid(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(lines("not json", LOGIN))
+    strict = tagengine("replay", str(events), "--strict")
+    assert strict.returncode == 1 and '"to":"active"' in strict.stdout
+    assert "1 invalid input lines or records" in strict.stderr
+    assert tagengine("replay", str(events)).returncode == 0
+
+
+def test_a_backtest_against_the_current_catalog_differs_exactly_where_the_catalogs_differ(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    # c1 spends 4000 in 4 orders (high value only under the looser catalog); c2 spends 6000.
+    c1 = [order("c1", n, n + 1) for n in range(4)]
+    c2 = [order("c2", n, n + 1, "1500") for n in range(4)]
+    events.write_text(lines(*c1, *c2))
+    result = tagengine("replay", str(events), "--catalog", str(looser_catalog(tmp_path)), "--audience", "1d",
+                       "--against", str(ROOT / "rules" / "default_catalog.yaml"), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert {r["bucket_end"] for r in rows} == {f"2026-01-{d:02d}T00:00:00Z" for d in (2, 3, 4, 5)}
+    differing = [(r["bucket_end"], r["tag"], r["holders_diff"], r["entered_diff"], r["left_diff"], r["tasks_diff"])
+                 for r in rows if any(r[f"{n}_diff"] for n in ("holders", "entered", "left", "tasks"))]
+    assert differing == [
+        ("2026-01-05T00:00:00Z", "high_value", 1, 1, 0, 1),  # c1 enters on its 4th order, with a VIP task
+        ("2026-01-05T00:00:00Z", "potential_high_value", -1, 0, 1, 0),  # ... and leaves potential
+    ]
+    c2 = next(r for r in rows if r["bucket_end"] == "2026-01-05T00:00:00Z" and r["tag"] == "high_value")
+    assert (c2["holders"], c2["against_holders"]) == (2, 1)
+
+
+def test_a_backtest_prints_csv_with_every_tag_in_every_bucket(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(lines(order("c1", 1, 1), order("c1", 2, 3)))
+    result = tagengine("replay", str(events), "--audience", "1d")
+    header, *rows = result.stdout.splitlines()
+    assert header == "bucket_end,tag,holders,entered,left,tasks"
+    assert "2026-01-02T00:00:00Z,new,1,1,0,1" in rows
+    assert len(rows) == 3 * sum(1 for line in (ROOT / "rules" / "default_catalog.yaml").read_text().splitlines()
+                                if line.startswith("        name:"))
+    assert tagengine("replay", str(events), "--against", "x.yaml").returncode == 2

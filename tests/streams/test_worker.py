@@ -209,7 +209,7 @@ async def test_live_pipeline_and_replay_agree(pipeline: Pipeline) -> None:
     records = list(_take(demo_events(40, seed=11, start=start, step=20_000, broken=0.02), 600))
     lines = [orjson.dumps({"topic": r.topic, "value": _json_or_text(r.value)}) for r in records]
     out = io.BytesIO()
-    replay = run_replay(load_default_catalog(), lines, "events", out, io.StringIO())
+    replay = run_replay(load_default_catalog(), lines, "events", out, io.StringIO()).replay
     expected = [orjson.loads(line) for line in out.getvalue().splitlines()]
 
     # Live, the four topics are read concurrently, so one customer's order and login could be
