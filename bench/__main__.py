@@ -4,6 +4,8 @@ Sections, in order (each figure is printed as soon as it is known, the summary a
 
 - replay: ``tagengine replay`` over 1M generated events, and the engine cost per call;
 - state: encoded customer state sizes;
+- lifecycle: a backtest over a year of events, history and audience sizes, and the work of
+  ``GET /tags`` and ``GET /tags/<tag>/audience`` with a million customers (``bench/lifecycle.py``);
 - kafka: raw aiokafka producer and consumer on the local broker;
 - plain: a plain Faust agent with one table write per event;
 - worker: one ``tagengine worker`` (RocksDB store), and its ratios to the baselines;
@@ -34,7 +36,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import deadlines, kafka, live, replay, state_size, throughput, timers_live
+from bench import deadlines, kafka, lifecycle, live, replay, state_size, throughput, timers_live
 from bench.common import Results, median, progress
 from rules.catalog import Catalog, load_default_catalog
 from state.codec import encode_state
@@ -282,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                 run = bench_replay(results, catalog, size)
                 bench_state(results, catalog, run)
                 del run  # the replay's states are large; the live sections do not need them
+                year_customers = 2_000 if args.quick else 20_000
+                lifecycle.run(results, catalog, year_customers, 20 * year_customers)
                 deadlines.run(results, size.index_customers)
             if not args.offline:
                 bench_broker(results, size, cleanup)
