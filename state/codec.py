@@ -29,6 +29,7 @@ _DEADLINE = re.compile(rb'"nd":(\d+)')
 _TAGS = re.compile(rb'"t":\{([^}]*)\}')  # tag -> [dimension, since, seq]: no brace inside
 _TAG_NAME = re.compile(rb'"([^"]+)":\[')
 _CATALOG_VERSION = re.compile(rb'"cv":"([^"]*)"')
+_SOURCE_CHANNEL = re.compile(rb'"sc":"((?:[^"\\]|\\.)*)"')
 
 
 def encode_state(state: CustomerState) -> bytes:  # noqa: C901 (one flat test per field)
@@ -113,6 +114,12 @@ def peek_tags(data: bytes) -> list[str]:
     partition is assigned reads only this)."""
     match = _TAGS.search(data)
     return [name.decode() for name in _TAG_NAME.findall(match.group(1))] if match else []
+
+
+def peek_source_channel(data: bytes) -> str | None:
+    """The profile's source channel of an encoded state, if any."""
+    match = _SOURCE_CHANNEL.search(data)
+    return str(orjson.loads(b'"' + match.group(1) + b'"')) if match else None
 
 
 def peek_catalog_version(data: bytes) -> str:

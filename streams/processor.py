@@ -21,6 +21,7 @@ from rules.engine import Result, TagChange, Task, fire_deadlines, process_event,
 from rules.history import fold_changes
 from state.audience import Audience
 from state.cache import StateCache
+from state.census import Census
 from state.codec import (
     audience_day_of,
     audience_key,
@@ -34,6 +35,7 @@ from state.codec import (
     is_customer_key,
     peek_catalog_version,
     peek_deadline,
+    peek_source_channel,
     peek_tags,
 )
 from state.customer import CustomerState, Outcome
@@ -79,7 +81,8 @@ class BatchProcessor:
     ``load`` reads a key from the table of a partition (None if absent), including what earlier
     batches wrote and have not committed yet; ``cache`` keeps decoded states between batches (see
     ``state.cache``). ``audiences`` holds each owned partition's audience figures (all of them in
-    memory: they are small, and every batch with changes adds to them).
+    memory: they are small, and every batch with changes adds to them), ``censuses`` its customer
+    counts.
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class BatchProcessor:
         # partition -> customers still to re-evaluate under a new catalog, consumed by ticks
         self.stale: dict[int, list[str]] = {}
         self.audiences: dict[int, Audience] = {}
+        self.censuses: dict[int, Census] = {}
 
     def process(self, records: Iterable[Record], now: int) -> Batch:
         run = _Run(self, Batch(), now)
@@ -126,12 +130,19 @@ class BatchProcessor:
                     audience.move(change.from_tag, change.to_tag, change.effective_at)
             self.deadlines.setdefault(home, DeadlineIndex()).set(customer_id, state.next_deadline)
             self.cache.put(home, state)
-        for home in run.batch.states:
+            self._count(home, customer_id, state, run.channels_before)
+        for home, writes in run.batch.states.items():
             moved = self.audiences.get(home)
-            if moved is not None:
-                for day, figures in moved.take_dirty().items():
-                    run.batch.states[home][audience_key(home, day)] = encode_audience_day(figures)
+            for day, figures in moved.take_dirty().items() if moved is not None else ():
+                writes[audience_key(home, day)] = encode_audience_day(figures)
         return run.batch
+
+    def _count(self, partition: int, customer_id: str, state: CustomerState, before: dict[str, str | None]) -> None:
+        census = self.censuses.setdefault(partition, Census())
+        if customer_id in before:
+            census.moved(before[customer_id], state.source_channel)
+        else:
+            census.count(state.source_channel)
 
     def _history_with(self, partition: int, customer_id: str, changes: list[TagChange], now: int) -> bytes:
         key = history_key(customer_id)
@@ -150,6 +161,7 @@ class BatchProcessor:
         self.deadlines = {p: DeadlineIndex() for p in partitions}
         self.stale = {p: [] for p in partitions}
         self.audiences = {p: Audience() for p in partitions}
+        self.censuses = {p: Census() for p in partitions}
         self.cache.drop_partitions(partitions)
         version = self.catalog.version
         count = 0
@@ -167,6 +179,7 @@ class BatchProcessor:
             customer_id = key.decode()
             index.set(customer_id, peek_deadline(encoded))
             self.audiences[partition].holders.update(peek_tags(encoded))
+            self.censuses[partition].count(peek_source_channel(encoded))
             if peek_catalog_version(encoded) != version:
                 self.stale[partition].append(customer_id)
         return count
@@ -191,6 +204,7 @@ class _Run:
         self.now = now
         self.states: dict[str, CustomerState] = {}
         self.homes: dict[str, int] = {}
+        self.channels_before: dict[str, str | None] = {}  # of customers known before this batch
 
     def apply(self, record: Record) -> None:
         batch, now = self.batch, self.now
@@ -245,7 +259,11 @@ class _Run:
 
     def _current(self, partition: int, customer_id: str) -> CustomerState | None:
         """The customer's state, re-evaluated first if a previous catalog evaluated it."""
-        state = self.states.get(customer_id) or self.processor._load_state(partition, customer_id)
+        state = self.states.get(customer_id)
+        if state is None:
+            state = self.processor._load_state(partition, customer_id)
+            if state is not None:
+                self.channels_before.setdefault(customer_id, state.source_channel)
         catalog = self.processor.catalog
         if state is not None and state.catalog_version not in ("", catalog.version):
             self._keep(partition, state, reevaluate(catalog, state, self.now))

@@ -145,6 +145,22 @@ class TagAudience(EngineView):
         })
 
 
+class Overview(EngineView):
+    """What the cockpit's overview shows, for the whole group: customers, per source channel,
+    holders per tag (with the catalog's names in ``lang``), and running totals of events, changes,
+    tasks and dead letters and the consumer lag, from counters (no scan)."""
+
+    async def get(self, request: Request) -> Response:
+        local = _local_overview(self.engine)
+        if request.query.get("local"):
+            return self.json(local)
+        for peer in _peers(self.engine):
+            _add_overview(local, await _ask(self.engine, "GET", peer + "/overview", ""))
+        language = request.query.get("lang", self.engine.catalog.language)
+        catalog = catalog_document(self.engine.catalog, local.pop("counts"), language)
+        return self.json({**local, "catalog": catalog, "as_of": format_timestamp(wall_clock())})
+
+
 class CatalogView(EngineView):
     async def get(self, request: Request) -> Response:
         return self.json({"name": self.engine.catalog.name, "version": self.engine.catalog.version})
@@ -185,6 +201,7 @@ ROUTES: tuple[tuple[str, type[EngineView]], ...] = (
     ("/tags", Tags),
     ("/tags/{tag}/customers", TagMembers),
     ("/tags/{tag}/audience", TagAudience),
+    ("/overview", Overview),
     ("/catalog", CatalogView),
     ("/catalog/dry-run", DryRun),
 )
@@ -313,6 +330,27 @@ def _local_tag_counts(engine: Engine) -> dict[str, int]:
     for audience in list(engine.processor.audiences.values()):
         counts.update(audience.holders)
     return {tag: count for tag, count in counts.items() if count}
+
+
+def _local_overview(engine: Engine) -> dict[str, Any]:
+    channels: Counter[str] = Counter()
+    for census in list(engine.processor.censuses.values()):
+        channels.update(census.channels)
+    return {
+        "customers": sum(census.customers for census in list(engine.processor.censuses.values())),
+        "channels": {channel: count for channel, count in channels.items() if count},
+        "counts": _local_tag_counts(engine),
+        "lag": sum(engine.lag().values()),
+        **engine.metrics.totals(),
+    }
+
+
+def _add_overview(into: dict[str, Any], other: dict[str, Any]) -> None:
+    for key, value in other.items():
+        if isinstance(value, dict):
+            into[key] = dict(Counter(into.get(key, {})) + Counter(value))
+        else:
+            into[key] = into.get(key, 0) + value
 
 
 def _local_members(engine: Engine, tag: str) -> Iterator[str]:

@@ -142,6 +142,10 @@ async def test_any_worker_answers_for_any_customer_and_tags_count_everyone(group
     status, audience = await call(first, "GET", "/tags/new/audience?step=1h")
     # A week of hours by default: 169 buckets overlap it unless "now" falls on the hour.
     assert status == 200 and audience["points"][-1][1] == 40 and len(audience["points"]) >= 7 * 24  # type: ignore[index]
+    status, overview = await call(second, "GET", "/overview?lang=zh")
+    assert status == 200 and overview["customers"] == 40 and overview["events_in"] == 40  # type: ignore[index]
+    assert overview["channels"] == {"": 40} and overview["dead_letters"] == 0  # type: ignore[index]
+    assert overview["catalog"]["dimensions"][0]["tags"][1]["customers"] == 40  # type: ignore[index]  # new
     status, history = await call(second, "GET", "/customers/c007/history?tag=new")
     assert status == 200 and [i["tag"] for i in history["intervals"]] == ["new"]  # type: ignore[index]
 

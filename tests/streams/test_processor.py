@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import orjson
 
 from connectors.kafka_admin import TICKS
@@ -143,3 +145,22 @@ def test_holders_and_audience_figures_are_restored_from_the_table() -> None:
         assert fresh.audiences[partition].holders == audience.holders
         assert fresh.audiences[partition].series("active", NOW - DAY, NOW + DAY, DAY) == audience.series(
             "active", NOW - DAY, NOW + DAY, DAY)
+
+
+def profile(customer: str, event_id: str, channel: str) -> Record:
+    value = {"event_id": event_id, "customer_id": customer, "occurred_at": format_timestamp(NOW),
+             "source_channel": channel}
+    return Record("customers", partition_for(customer.encode(), PARTITIONS), 0, customer.encode(), orjson.dumps(value))
+
+
+def test_customers_are_counted_per_source_channel_as_profiles_arrive_and_move() -> None:
+    table = Table()
+    engine = processor(table)
+    table.write(engine.process([login("a", "e1"), profile("b", "p1", "web"), login("c", "e2")], NOW).states)
+    table.write(engine.process([profile("a", "p2", "app"), profile("b", "p3", "app")], NOW).states)
+    total = sum((census.channels for census in engine.censuses.values()), Counter())
+    assert sum(census.customers for census in engine.censuses.values()) == 3
+    assert +total == Counter({"app": 2, "": 1})
+    fresh = processor(table)
+    fresh.rebuild(set(range(PARTITIONS)), table.entries())
+    assert +sum((census.channels for census in fresh.censuses.values()), Counter()) == +total
