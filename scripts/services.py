@@ -229,7 +229,19 @@ def spawn_detached(cmd: list[str], cwd: Path, logfile: Path) -> int:
             start_new_session=True,
             close_fds=True,
         )
+    SPAWNED[proc.pid] = proc
     return proc.pid
+
+
+SPAWNED: dict[int, subprocess.Popen] = {}
+"""What this process started, so that a caller living on after it (a test) can reap it."""
+
+
+def reap(pid: int, timeout: float = 30) -> None:
+    """Wait for a service this process started and that was stopped or killed."""
+    proc = SPAWNED.pop(pid, None)
+    if proc is not None:
+        proc.wait(timeout=timeout)
 
 
 def terminate(pid: int | None, marker: str, name: str) -> None:
@@ -565,12 +577,28 @@ def start_kafka(ddir: Path, explicit_port: int | None, avoid: set[int]) -> dict:
     if proc.returncode != 0:
         raise ServiceError(f"formatting Kafka's log dir failed:\n{proc.stdout}{proc.stderr}")
 
-    cmd = [java, *JVM_OPTS, log_opt, f"-Dkafka.logs.dir={run}", "-cp", classpath,
-           KAFKA_MAIN, str(props)]
     log(f"starting Kafka {KAFKA_VERSION} on 127.0.0.1:{port} (controller {controller_port})...")
-    pid = spawn_detached(cmd, run, run / "stdout.log")
+    pid = spawn_detached(kafka_command(java, classpath, run, log_opt), run, run / "stdout.log")
     return {"pid": pid, "port": port, "controller_port": controller_port,
             "run_dir": str(run), "version": KAFKA_VERSION}
+
+
+def kafka_command(java: str, classpath: str, run: Path, log_opt: str) -> list[str]:
+    return [java, *JVM_OPTS, log_opt, f"-Dkafka.logs.dir={run}", "-cp", classpath,
+            KAFKA_MAIN, str(run / "server.properties")]
+
+
+def restart_kafka(entry: dict) -> dict:
+    """Start a stopped (or killed) broker again on its data as it was: for tests of what clients
+    do through a broker restart. Returns the new state entry."""
+    run = Path(entry["run_dir"])
+    server_log = run / "server.log"
+    if server_log.exists():  # so that "started" means this start
+        server_log.replace(run / "server.log.before-restart")
+    _, _, log_opt = log4j_config(run)
+    log(f"starting Kafka again on 127.0.0.1:{entry['port']}...")
+    pid = spawn_detached(kafka_command(require_java(), f"{fetch_kafka()}/*", run, log_opt), run, run / "stdout.log")
+    return {**entry, "pid": pid}
 
 
 def kafka_started_logged(run: Path) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -151,6 +153,51 @@ class Group:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
+
+
+class PrivateBroker:
+    """A Kafka broker of one test's own (``scripts/services.py``), to kill and start again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.services = _services_script()
+        self.entry: dict[str, object] = {}
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.entry['port']}"
+
+    def start(self) -> None:
+        """Start (blocking: run it in a thread), on a fresh data folder, until it serves."""
+        self.entry = self.services.start_kafka(self.folder, None, set())
+        self.services.wait_kafka(self.entry)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a pulled plug of the broker's host would stop it."""
+        pid = int(str(self.entry["pid"]))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        self.services.reap(pid)
+
+    def start_again(self) -> None:
+        """Start it again on the data it had (blocking), until it serves."""
+        self.entry = self.services.restart_kafka(self.entry)
+        self.services.wait_kafka(self.entry)
+
+    def stop(self) -> None:
+        if self.entry:
+            pid = int(str(self.entry["pid"]))
+            self.services.terminate(pid, self.services.KAFKA_MAIN, "the test's broker")
+            self.services.reap(pid)
+
+
+def _services_script() -> Any:
+    """``scripts/services.py`` as a module (``scripts/`` is not a package)."""
+    spec = importlib.util.spec_from_file_location("tagengine_services", ROOT / "scripts" / "services.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def worker_env(kafka: str, prefix: str, folder: Path, **extra: str) -> dict[str, str]:

@@ -28,7 +28,7 @@ from streams.messages import change_from_message, task_message
 from streams.web import interval_document
 from tests.conftest import Services
 from tests.eventually import eventually
-from tests.streams.harness import Collector, Group, Worker, produce
+from tests.streams.harness import Collector, Group, PrivateBroker, Worker, produce
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +57,9 @@ class Load:
                                       "amount": str(rng.choice((300, 900, 1500, 2600)))})
         return rounds
 
-    async def send(self, pause: float) -> None:
-        """Every round, each event stamped with the moment it is sent."""
-        for events in self.rounds():
+    async def send(self, pause: float, rounds: slice = slice(None)) -> None:
+        """Every round (or those of ``rounds``), each event stamped with the moment it is sent."""
+        for events in self.rounds()[rounds]:
             for event in events:
                 event["occurred_at"] = format_timestamp(wall_clock())
             await produce(self.group.kafka, [(self.group.topic("orders"), str(e["customer_id"]).encode(),
@@ -139,6 +139,27 @@ async def test_a_worker_that_dies_between_changelog_and_outputs_sends_those_outp
         await again.ready()
         await _check_against_replay(load, changes, tasks)
     assert "sent again" in again.log_path.read_text()
+
+
+async def test_a_broker_restart_mid_batch_loses_nothing_and_the_worker_carries_on(tmp_path: Path) -> None:
+    broker = PrivateBroker(tmp_path / "broker")
+    await asyncio.to_thread(broker.start)
+    group = Group(broker.bootstrap, tmp_path, TAGENGINE_PARTITIONS="4")
+    try:
+        worker = group.start("w1")
+        await worker.ready()
+        load = Load(group, seed=5)
+        async with Collector(group.kafka, group.topic("tag-changes")) as changes, \
+                Collector(group.kafka, group.topic("tasks")) as tasks:
+            await load.send(pause=0.1, rounds=slice(0, 4))
+            broker.kill()  # while the worker works on the last rounds: its commit must wait and retry
+            await asyncio.to_thread(broker.start_again)
+            await load.send(pause=0.1, rounds=slice(4, None))
+            await _check_against_replay(load, changes, tasks)
+        assert worker.process is not None and worker.process.poll() is None, worker.log_tail()
+    finally:
+        group.stop()
+        broker.stop()
 
 
 async def _exited(worker: Worker, timeout: float = 60) -> None:
