@@ -131,26 +131,40 @@ def decide_tags(
     is ``unavailable`` at ``now`` is never taken. With ``only``, the other dimensions are taken as
     the customer holds them.
     """
+    tags, ctx, _ = _decide(catalog, state, now, only, now)
+    return tags, ctx
+
+
+def _decide(
+    catalog: Catalog, state: CustomerState, now: int, only: frozenset[str] | None, since: int
+) -> tuple[dict[str, object], Context, set[str]]:
+    """``decide_tags`` for tags entered now being held from ``since`` (an event's own time, which
+    may be long past). A tag whose validity would already be over at ``now`` is not entered: it is
+    returned as *overdue*, to be remembered as expired, the state on-time processing would have
+    left. Entering it would leave a held tag past its expiry with no deadline to remove it."""
     tags: dict[str, object] = {}
     ctx = Context(state, now, tags)
     holding = _holding(state) if only is not None else {}
     barred = unavailable(catalog, state, now)
+    overdue: set[str] = set()
+
+    def enters(tag: TagRule) -> bool:
+        if tag.name in barred or not tag.condition(ctx):
+            return False
+        if tag.valid_for is not None and tag.name not in state.tags and since + tag.valid_for <= now:
+            overdue.add(tag.name)
+            return False
+        return True
+
     for dimension in catalog.dimensions:
         if only is not None and dimension.name not in only:
             held = holding.get(dimension.name, [])
             tags[dimension.name] = (held[0] if held else None) if dimension.exclusive else frozenset(held)
         elif dimension.exclusive:
-            chosen = None
-            for tag in dimension.tags:
-                if tag.name not in barred and tag.condition(ctx):
-                    chosen = tag.name
-                    break
-            tags[dimension.name] = chosen
+            tags[dimension.name] = next((tag.name for tag in dimension.tags if enters(tag)), None)
         else:
-            tags[dimension.name] = frozenset(
-                t.name for t in dimension.tags if t.name not in barred and t.condition(ctx)
-            )
-    return tags, ctx
+            tags[dimension.name] = frozenset(tag.name for tag in dimension.tags if enters(tag))
+    return tags, ctx, overdue
 
 
 def unavailable(catalog: Catalog, state: CustomerState, now: int) -> frozenset[str]:
@@ -220,7 +234,7 @@ def _evaluate(
     result: Result,
     only: frozenset[str] | None = None,
 ) -> None:
-    decided, ctx = decide_tags(catalog, state, now, only)
+    decided, ctx, overdue = _decide(catalog, state, now, only, effective_at)
     ending = expired_at(catalog, state, now)
     for dimension_name, from_tag, to_tag in _moves(catalog, state, decided, only):
         expired = from_tag is not None and from_tag in ending
@@ -232,6 +246,7 @@ def _evaluate(
             state.expired.add(from_tag)
         if to_tag is not None:
             result.tasks += _tasks(catalog, catalog.tags[to_tag], state, change)
+    state.expired |= overdue
     _requalify(catalog, state, ctx, only)
     state.catalog_version = catalog.version
 

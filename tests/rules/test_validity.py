@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 from builders import Customer, day, default_catalog, generated, login, moves, order, replay
 
 from rules.catalog import Catalog, parse_catalog
@@ -140,6 +141,24 @@ def test_an_event_after_the_expiry_fires_it_first_at_its_own_moment() -> None:
     ]
 
 
+def test_a_late_event_enters_a_tag_for_what_remains_of_its_validity() -> None:
+    customer = Customer(login(day(20)), order(day(15), "1500", event_id="late"), catalog=catalog())
+    assert customer.state.tags["big_spender"].since == day(15)
+    assert customer.state.next_deadline == day(25)
+
+
+def test_a_late_event_does_not_enter_a_tag_whose_validity_would_already_be_over() -> None:
+    late = Customer(login(day(20)), order(day(5), "1500", event_id="late"), catalog=catalog())
+    assert moves(late.changes, "perks") == []
+    on_time = Customer(order(day(5), "1500", event_id="late"), catalog=catalog())
+    on_time.send(login(day(20)))
+    # Left as on-time processing leaves it: expired, awaiting a new qualification.
+    assert "big_spender" in late.state.expired and "big_spender" in on_time.state.expired
+    assert "big_spender" not in late.state.tags and "big_spender" not in on_time.state.tags
+    late.send(order(day(22), "100"))
+    assert moves(late.changes, "perks") == []
+
+
 # --------------------------------------------------------------------------------------------
 # a new qualification
 
@@ -264,7 +283,8 @@ def test_replay_expires_tags_in_event_time_like_the_engine_does_customer_by_cust
     assert {(c.customer_id, c.effective_at) for c in expiries} >= {("a", day(7)), ("b", day(11)), ("c", day(10))}
 
 
-def test_deciding_only_what_an_event_can_move_stays_exact_with_validity_periods() -> None:
+@pytest.mark.parametrize("late_by_up_to", [0, 25 * DAY], ids=["on-time", "late"])
+def test_deciding_only_what_an_event_can_move_stays_exact_with_validity_periods(late_by_up_to: int) -> None:
     text = default_catalog_text()
     for when, valid_for in LIMITS:
         assert when in text
@@ -273,13 +293,19 @@ def test_deciding_only_what_an_event_can_move_stays_exact_with_validity_periods(
     full = dataclasses.replace(limited, moved_by={})  # no shortcut: every dimension, every time
     shortcut_states: dict[str, CustomerState] = {}
     full_states: dict[str, CustomerState] = {}
-    now = day(400)
-    for event in generated(10_000, 1_000, now):
-        at = event.occurred_at + DAY // 3
+    clocks: dict[str, int] = {}
+    for n, event in enumerate(generated(10_000, 1_000, day(400))):
+        # Processed a while after it happened, some events long after (longer than some validities).
+        late = (n * 7919) % 1000 * late_by_up_to // 1000
+        at = clocks[event.customer_id] = max(clocks.get(event.customer_id, 0), event.occurred_at + DAY // 3 + late)
         a = shortcut_states.setdefault(event.customer_id, CustomerState(event.customer_id))
         b = full_states.setdefault(event.customer_id, CustomerState(event.customer_id))
         assert process_event(limited, a, event, at) == process_event(full, b, event, at)
         assert a == b
+        for tag, held in a.tags.items():  # every expiry still ahead, and a deadline no later than it
+            valid_for = limited.tags[tag].valid_for
+            if valid_for is not None:
+                assert a.next_deadline is not None and at < a.next_deadline <= held.since + valid_for, tag
     assert any(s.expired for s in full_states.values())
     assert any(len(s.tags) >= 4 for s in full_states.values())
 
