@@ -237,15 +237,14 @@ def _evaluate(
     decided, ctx, overdue = _decide(catalog, state, now, only, effective_at)
     ending = expired_at(catalog, state, now)
     for dimension_name, from_tag, to_tag in _moves(catalog, state, decided, only):
-        expired = from_tag is not None and from_tag in ending
         change = _change(
-            catalog, state, ctx, dimension_name, from_tag, to_tag, trigger, event_id, effective_at, expired=expired
+            catalog, state, ctx, dimension_name, from_tag, to_tag, trigger, event_id, effective_at,
+            expired=from_tag in ending,
         )
         result.changes.append(change)
-        if from_tag is not None and expired:
-            state.expired.add(from_tag)
         if to_tag is not None:
             result.tasks += _tasks(catalog, catalog.tags[to_tag], state, change)
+    state.expired |= {tag for tag in ending if tag not in state.tags}  # the expiries the moves made
     state.expired |= overdue
     _requalify(catalog, state, ctx, only)
     state.catalog_version = catalog.version
