@@ -64,6 +64,8 @@ class TagRule:
     condition: Condition
     tasks: tuple[TaskRule, ...]
     line: int
+    # Microseconds a customer holds the tag at most after entering it; None: as long as it holds.
+    valid_for: int | None = None
 
     @property
     def rule_id(self) -> str:
@@ -299,12 +301,13 @@ class _Reader:
         what = f"tag {name!r}"
         if not IDENTIFIER.match(name):
             self.problem(node, f"{what}: names are lower-case letters, digits and _")
-        fields = self.mapping(node, what, {"name", "definition", "when", "tasks"})
+        fields = self.mapping(node, what, {"name", "definition", "when", "tasks", "valid_for"})
         label = self.texts(self.required(fields, "name", node, what), f"{what}.name")
         definition = self.texts(self.required(fields, "definition", node, what), f"{what}.definition")
         when_node = self.required(fields, "when", node, what)
         source = self.scalar(when_node, f"{what}.when")
         tasks = tuple(self.tasks(fields.get("tasks"), what))
+        valid_for = self.validity(fields.get("valid_for"), what)
         if source is None:
             return None
         try:
@@ -315,7 +318,7 @@ class _Reader:
         if dimension in condition.dimensions:
             self.problem(when_node, f"{what}: a condition cannot read its own dimension {dimension!r}")
             return None
-        return TagRule(name, dimension, label, definition, condition, tasks, self.line(node))
+        return TagRule(name, dimension, label, definition, condition, tasks, self.line(node), valid_for)
 
     def condition_problem(self, node: yaml.Node, source: str, exc: ExprError) -> None:
         """Point at the line of the condition where the problem is, and show the spot."""
@@ -357,6 +360,23 @@ class _Reader:
         except ValueError as exc:
             self.problem(node, f"{what}: {exc}")
             return 0
+
+    def validity(self, node: yaml.Node | None, what: str) -> int | None:
+        """``valid_for``: a positive duration, or None when the tag does not declare one."""
+        if node is None:
+            return None
+        text = self.scalar(node, f"{what}.valid_for")
+        if text is None:
+            return None
+        try:
+            valid_for = parse_duration(text)
+        except ValueError as exc:
+            self.problem(node, f"{what}.valid_for: {exc}")
+            return None
+        if valid_for <= 0:  # "0s", or a fraction below a microsecond: the tag could never be held
+            self.problem(node, f"{what}.valid_for must be longer than zero, not {text!r}")
+            return None
+        return valid_for
 
     def evaluation_order(self, dimensions: list[DimensionRule]) -> list[DimensionRule]:
         """Dimensions ordered so that each comes after those its conditions read; cycles refused."""

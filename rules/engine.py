@@ -8,7 +8,12 @@ Order of work for an event at engine time ``now`` (SPEC section 8): first every 
 customer at or before ``now`` fires, each evaluated at its own moment (``trigger: timer``); then the
 event is applied and the customer evaluated at ``now`` (``trigger: event``). A customer's next
 deadline is the earliest future moment at which any condition can flip without a new event: an
-``age(t) OP d`` comparison flips at ``t + d``, a window count changes when an element leaves it.
+``age(t) OP d`` comparison flips at ``t + d``, a window count changes when an element leaves it,
+and a held tag with ``valid_for`` expires at ``since + valid_for`` (SPEC section 9).
+
+An expired tag is removed (the next tag of an exclusive dimension whose condition holds taking its
+place) and kept in ``state.expired`` until an evaluation sees its condition false: until then it is
+*unavailable*, decided as if its condition did not hold.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from state.events import Event
 TIMER = "timer"
 EVENT = "event"
 CATALOG = "catalog"
+EXPIRED = "expired"
+"""Reason key of a change that removes a tag because its validity period ended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,9 @@ def process_event(catalog: Catalog, state: CustomerState, event: Event, now: int
     if result.outcome is Outcome.APPLIED:
         # A customer evaluated before under this catalog holds exactly the tags decided then, and
         # no deadline lies between then and now: only what this event can move needs deciding.
+        # Validity keeps this true: an expiry is a deadline (and deadlines decide everything), and
+        # an expired tag's condition, which alone can make it available again, moves only with
+        # its dimension.
         moved = catalog.moved_by.get(type(event)) if state.catalog_version == catalog.version else None
         _evaluate(catalog, state, now, EVENT, event.event_id, event.occurred_at, result, moved)
     state.next_deadline = next_deadline(catalog, state, now)
@@ -117,26 +127,72 @@ def decide_tags(
 ) -> tuple[dict[str, object], Context]:
     """Each dimension's tags at ``now``: a tag name or None (exclusive), a frozenset otherwise.
 
-    An exclusive dimension takes its first tag whose condition holds, in catalog order. With
-    ``only``, the other dimensions are taken as the customer holds them.
+    An exclusive dimension takes its first tag whose condition holds, in catalog order. A tag that
+    is ``unavailable`` at ``now`` is never taken. With ``only``, the other dimensions are taken as
+    the customer holds them.
     """
+    tags, ctx, _ = _decide(catalog, state, now, only, now)
+    return tags, ctx
+
+
+def _decide(
+    catalog: Catalog, state: CustomerState, now: int, only: frozenset[str] | None, since: int
+) -> tuple[dict[str, object], Context, set[str]]:
+    """``decide_tags`` for tags entered now being held from ``since`` (an event's own time, which
+    may be long past). A tag whose validity would already be over at ``now`` is not entered: it is
+    returned as *overdue*, to be remembered as expired, the state on-time processing would have
+    left. Entering it would leave a held tag past its expiry with no deadline to remove it."""
     tags: dict[str, object] = {}
     ctx = Context(state, now, tags)
     holding = _holding(state) if only is not None else {}
+    barred = unavailable(catalog, state, now)
+    overdue: set[str] = set()
+
+    def enters(tag: TagRule) -> bool:
+        if tag.name in barred or not tag.condition(ctx):
+            return False
+        if tag.valid_for is not None and tag.name not in state.tags and since + tag.valid_for <= now:
+            overdue.add(tag.name)
+            return False
+        return True
+
     for dimension in catalog.dimensions:
         if only is not None and dimension.name not in only:
             held = holding.get(dimension.name, [])
             tags[dimension.name] = (held[0] if held else None) if dimension.exclusive else frozenset(held)
         elif dimension.exclusive:
-            chosen = None
-            for tag in dimension.tags:
-                if tag.condition(ctx):
-                    chosen = tag.name
-                    break
-            tags[dimension.name] = chosen
+            tags[dimension.name] = next((tag.name for tag in dimension.tags if enters(tag)), None)
         else:
-            tags[dimension.name] = frozenset(t.name for t in dimension.tags if t.condition(ctx))
-    return tags, ctx
+            tags[dimension.name] = frozenset(tag.name for tag in dimension.tags if enters(tag))
+    return tags, ctx, overdue
+
+
+def unavailable(catalog: Catalog, state: CustomerState, now: int) -> frozenset[str]:
+    """Tags the customer cannot hold at ``now`` whatever their conditions say: held tags whose
+    validity has ended, and expired tags not qualified again (while the catalog limits them)."""
+    awaiting = {tag for tag in state.expired if _valid_for(catalog, tag) is not None}
+    return expired_at(catalog, state, now) | awaiting
+
+
+def expired_at(catalog: Catalog, state: CustomerState, now: int) -> frozenset[str]:
+    """Held tags whose validity period has ended at ``now`` (``since + valid_for <= now``)."""
+    ended = set()
+    for tag, held in state.tags.items():
+        end = _validity_end(catalog, tag, held)
+        if end is not None and end <= now:
+            ended.add(tag)
+    return frozenset(ended)
+
+
+def _valid_for(catalog: Catalog, tag: str) -> int | None:
+    rule = catalog.tags.get(tag)
+    return rule.valid_for if rule is not None else None
+
+
+def _validity_end(catalog: Catalog, tag: str, held: TagState) -> int | None:
+    """The moment a held tag expires, if the catalog limits it."""
+    valid_for = _valid_for(catalog, tag)
+    return held.since + valid_for if valid_for is not None else None
 
 
 def _holding(state: CustomerState) -> dict[str, list[str]]:
@@ -161,6 +217,10 @@ def next_deadline(catalog: Catalog, state: CustomerState, now: int) -> int | Non
         moment = window_deadline(elements[name], now, length)  # type: ignore[arg-type]
         if moment is not None:
             candidates.append(moment)
+    for tag, held in state.tags.items():
+        end = _validity_end(catalog, tag, held)
+        if end is not None and end > now:
+            candidates.append(end)
     return min(candidates) if candidates else None
 
 
@@ -174,7 +234,26 @@ def _evaluate(
     result: Result,
     only: frozenset[str] | None = None,
 ) -> None:
-    decided, ctx = decide_tags(catalog, state, now, only)
+    decided, ctx, overdue = _decide(catalog, state, now, only, effective_at)
+    ending = expired_at(catalog, state, now)
+    for dimension_name, from_tag, to_tag in _moves(catalog, state, decided, only):
+        change = _change(
+            catalog, state, ctx, dimension_name, from_tag, to_tag, trigger, event_id, effective_at,
+            expired=from_tag in ending,
+        )
+        result.changes.append(change)
+        if to_tag is not None:
+            result.tasks += _tasks(catalog, catalog.tags[to_tag], state, change)
+    state.expired |= {tag for tag in ending if tag not in state.tags}  # the expiries the moves made
+    state.expired |= overdue
+    _requalify(catalog, state, ctx, only)
+    state.catalog_version = catalog.version
+
+
+def _moves(
+    catalog: Catalog, state: CustomerState, decided: dict[str, object], only: frozenset[str] | None
+) -> list[tuple[str, str | None, str | None]]:
+    """(dimension, from, to) for every difference between the held and the decided tags."""
     moves: list[tuple[str, str | None, str | None]] = []
     holding = _holding(state)
     for dimension in catalog.dimensions:
@@ -195,12 +274,22 @@ def _evaluate(
     for tag, held_tag in sorted(state.tags.items()):
         if held_tag.dimension not in known:  # a dimension the catalog no longer has
             moves.append((held_tag.dimension, tag, None))
-    for dimension_name, from_tag, to_tag in moves:
-        change = _change(catalog, state, ctx, dimension_name, from_tag, to_tag, trigger, event_id, effective_at)
-        result.changes.append(change)
-        if to_tag is not None:
-            result.tasks += _tasks(catalog, catalog.tags[to_tag], state, change)
-    state.catalog_version = catalog.version
+    return moves
+
+
+def _requalify(catalog: Catalog, state: CustomerState, ctx: Context, only: frozenset[str] | None) -> None:
+    """Forget the expired tags whose condition this evaluation saw false (they may be entered again
+    once it holds), and those the catalog no longer limits or no longer has."""
+    if state.expired:
+        state.expired = {tag for tag in state.expired if _still_awaiting(catalog.tags.get(tag), ctx, only)}
+
+
+def _still_awaiting(rule: TagRule | None, ctx: Context, only: frozenset[str] | None) -> bool:
+    if rule is None or rule.valid_for is None:
+        return False
+    if only is not None and rule.dimension not in only:
+        return True  # not decided now: its condition has not changed since it was last seen true
+    return rule.condition(ctx)
 
 
 def _change(
@@ -213,8 +302,11 @@ def _change(
     trigger: str,
     event_id: str | None,
     effective_at: int,
+    *,
+    expired: bool = False,
 ) -> TagChange:
     rule: TagRule | None = catalog.tags.get(to_tag or from_tag or "")
+    reason = rule.condition.reason(ctx) if rule else {}
     state.seq += 1
     if from_tag is not None:
         del state.tags[from_tag]
@@ -231,7 +323,7 @@ def _change(
         trigger=trigger,
         event_id=event_id,
         effective_at=effective_at,
-        reason=rule.condition.reason(ctx) if rule else {},
+        reason={EXPIRED: True, **reason} if expired else reason,
     )
 
 

@@ -56,6 +56,8 @@ def encode_state(state: CustomerState) -> bytes:  # noqa: C901 (one flat test pe
         doc["he"] = 1
     if state.tags:
         doc["t"] = {tag: [held.dimension, held.since, held.seq] for tag, held in state.tags.items()}
+    if state.expired:
+        doc["x"] = sorted(state.expired)  # sorted: the same state always encodes to the same bytes
     if state.recent_event_ids:
         ids = state.recent_event_ids
         doc["r"] = base64.b64encode(b"".join(key.to_bytes(6, "big") for key in ids)).decode()
@@ -86,6 +88,7 @@ def decode_state(data: bytes) -> CustomerState:
     state.has_phone = "hp" in doc
     state.has_email = "he" in doc
     state.tags = {tag: TagState(*held) for tag, held in doc.get("t", {}).items()}
+    state.expired = set(doc.get("x", ()))  # absent from states written before validity periods
     if "r" in doc:
         blob = base64.b64decode(doc["r"])
         state.recent_event_ids = [int.from_bytes(blob[i : i + 6], "big") for i in range(0, len(blob), 6)]

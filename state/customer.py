@@ -10,7 +10,9 @@ The engine never keeps a customer's event history. It keeps:
 - the latest activity, a few profile fields (phone and email only as "present" flags: the engine
   has no use for the values, so it does not hold them);
 - the current tags, the change counter ``seq``, and the ids of the last few events for
-  de-duplication.
+  de-duplication;
+- the tags that expired (held for their catalog's ``valid_for``) and whose condition has held ever
+  since: such a tag is not entered again until its condition stops holding once.
 
 ``apply_event`` is pure bookkeeping: it changes the state for one event and says whether the event
 was applied, was a duplicate, or must be rejected (a refund the engine cannot match).
@@ -96,6 +98,8 @@ class CustomerState:
     has_phone: bool = False
     has_email: bool = False
     tags: dict[str, TagState] = field(default_factory=dict)
+    # Expired tags awaiting a new qualification (their condition seen false); usually empty.
+    expired: set[str] = field(default_factory=set)
     seq: int = 0
     recent_event_ids: list[int] = field(default_factory=list)
     next_deadline: int | None = None

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from connectors.generator import demo_events
 from rules.catalog import Catalog, load_default_catalog
 from rules.engine import Result, TagChange, decide_tags, process_event
 from rules.replay import Replay
@@ -21,6 +22,7 @@ from state.customer import CustomerState
 from state.events import (
     Event,
     FollowupEvent,
+    InvalidEvent,
     Item,
     LoginEvent,
     OrderEvent,
@@ -177,6 +179,19 @@ def replay(*events: Event, until: int | None = None, catalog: Catalog | None = N
     if until is not None:
         results += runner.advance(until)
     return runner, [change for result in results for change in result.changes]
+
+
+def generated(count: int, customers: int, until: int) -> list[Event]:
+    """``count`` valid demo events of ``customers`` customers over the 300 days before ``until``."""
+    events: list[Event] = []
+    for record in demo_events(customers, seed=3, start=until - 300 * DAY, step=300 * DAY // count, broken=0.0):
+        try:
+            events.append(parse_event(record.topic, record.value, until))
+        except InvalidEvent:
+            continue
+        if len(events) == count:
+            break
+    return events
 
 
 def moves(changes: Iterable[TagChange], dimension: str | None = None) -> list[tuple[str | None, str | None]]:

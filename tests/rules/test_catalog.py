@@ -16,7 +16,7 @@ from rules.catalog import (
     load_default_catalog,
     parse_catalog,
 )
-from state.times import DAY
+from state.times import DAY, HOUR
 
 GOOD = dedent(
     """\
@@ -149,6 +149,13 @@ def test_version_is_a_content_hash() -> None:
     assert load_default_catalog().version == load_default_catalog().version
 
 
+def test_a_tag_may_declare_valid_for_in_the_duration_syntax() -> None:
+    catalog = parse(edit("when: spend(180d) > 1000", "when: spend(180d) > 1000\n        valid_for: 1.5d"))
+    assert catalog.tags["big"].valid_for == 36 * HOUR
+    assert catalog.tags["small"].valid_for is None
+    assert catalog.version != parse(GOOD).version
+
+
 def test_load_catalog_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(edit("when: paid_orders_total >= 1", "when: paid_orders_totl >= 1"), encoding="utf-8")
@@ -207,7 +214,7 @@ def test_unknown_key() -> None:
     text = edit("        when: spend(180d) > 1000\n", "        when: spend(180d) > 1000\n        colour: red\n")
     problem = only_problem(text)
     assert problem.line == line_of(text, "colour: red")
-    assert problem.message == "tag 'big': unknown key 'colour' (allowed: definition, name, tasks, when)"
+    assert problem.message == "tag 'big': unknown key 'colour' (allowed: definition, name, tasks, valid_for, when)"
 
 
 def test_unknown_top_level_key() -> None:
@@ -308,6 +315,23 @@ def test_bad_task_due_duration() -> None:
     problem = only_problem(text)
     assert problem.line == line_of(text, "due:")
     assert problem.message.startswith("tag 'big' task due: not a duration: '2 weeks'")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0s", "tag 'big'.valid_for must be longer than zero, not '0s'"),
+        ("0.0000001s", "tag 'big'.valid_for must be longer than zero, not '0.0000001s'"),
+        ("-5s", "tag 'big'.valid_for: not a duration: '-5s' (expected a number and a unit s, m, h or d)"),
+        ("30", "tag 'big'.valid_for: not a duration: '30' (expected a number and a unit s, m, h or d)"),
+        ("a month", "tag 'big'.valid_for: not a duration: 'a month' (expected a number and a unit s, m, h or d)"),
+        ("[30d]", "tag 'big'.valid_for must be a single value"),
+        ("", "tag 'big'.valid_for must be a single value"),
+    ],
+)
+def test_a_non_positive_or_malformed_valid_for_is_refused_on_its_line(value: str, message: str) -> None:
+    text = edit("when: spend(180d) > 1000", f"when: spend(180d) > 1000\n        valid_for: {value}")
+    assert str(only_problem(text)) == f"x.yaml:{line_of(text, 'valid_for:')}: {message}"
 
 
 def test_bad_exclusive_flag() -> None:

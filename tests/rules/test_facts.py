@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from builders import day, default_catalog
+from builders import day, default_catalog, generated
 
-from connectors.generator import demo_events
 from rules.engine import process_event
 from rules.facts import FACTS, WINDOWS, in_window
 from state.customer import CustomerState, RejectedEvent, apply_event
-from state.events import InvalidEvent, parse_event
 from state.times import DAY
 
 NOW = day(400)
-
-
-def generated(count: int, customers: int) -> list:  # type: ignore[type-arg]
-    events = []
-    for record in demo_events(customers, seed=3, start=NOW - 300 * DAY, step=300 * DAY // count, broken=0.0):
-        try:
-            events.append(parse_event(record.topic, record.value, NOW))
-        except InvalidEvent:
-            continue
-        if len(events) == count:
-            return events
-    return events
 
 
 def values(state: CustomerState, now: int) -> dict[str, object]:
@@ -43,7 +29,7 @@ def values(state: CustomerState, now: int) -> dict[str, object]:
 
 def test_every_fact_changes_only_with_the_kinds_of_event_it_names() -> None:
     states: dict[str, CustomerState] = {}
-    for event in generated(20_000, 300):
+    for event in generated(20_000, 300, NOW):
         state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
         now = event.occurred_at
         before = values(state, now)
@@ -63,7 +49,7 @@ def test_deciding_only_what_an_event_can_move_gives_exactly_the_full_evaluation(
     full = dataclasses.replace(catalog, moved_by={})  # no shortcut: every dimension, every time
     shortcut_states: dict[str, CustomerState] = {}
     full_states: dict[str, CustomerState] = {}
-    for event in generated(20_000, 2_000):  # ten events a customer over 300 days: long silences
+    for event in generated(20_000, 2_000, NOW):  # ten events a customer over 300 days: long silences
         now = event.occurred_at + DAY // 3  # processed a while after it happened
         a = shortcut_states.setdefault(event.customer_id, CustomerState(event.customer_id))
         b = full_states.setdefault(event.customer_id, CustomerState(event.customer_id))

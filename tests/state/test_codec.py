@@ -55,6 +55,7 @@ def full_state() -> CustomerState:
         "price_sensitive": TagState("behavior", day(320), 7),
         "high_intent": TagState("intent", day(370), 8),
     }
+    state.expired = {"new_product_follower", "high_value"}
     state.seq = 9
     state.next_deadline = day(403)
     state.catalog_version = "9450b9dbd2a6a26a"
@@ -98,6 +99,22 @@ def test_phone_and_email_values_are_never_encoded() -> None:
     data = encode_state(full_state())
     assert b"13800138000" not in data
     assert b"x@y.cn" not in data
+
+
+def test_expired_tags_awaiting_requalification_round_trip_as_a_sorted_list() -> None:
+    state = CustomerState("c1", expired={"welcome", "high_value"})
+    data = encode_state(state)
+    assert orjson.loads(data)["x"] == ["high_value", "welcome"]
+    assert decode_state(data) == state
+    assert encode_state(decode_state(data)) == data
+
+
+def test_a_state_written_before_validity_periods_decodes_with_no_expired_tags() -> None:
+    old = b'{"v":1,"c":"c1","s":2,"t":{"active":["activity",5,2]},"nd":9}'
+    state = decode_state(old)
+    assert state.expired == set()
+    assert state.tags == {"active": TagState("activity", 5, 2)}
+    assert encode_state(state) == old
 
 
 def test_an_unknown_format_version_is_refused() -> None:

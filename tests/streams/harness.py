@@ -237,6 +237,16 @@ async def produce(
         await producer.stop()
 
 
+def assert_same_changes(live: list[dict[str, object]], reference: list[dict[str, object]]) -> None:
+    """Same transitions, each once; a change published twice must be the same change."""
+    keep = ("change_id", "customer_id", "seq", "dimension", "from", "to", "trigger", "event_id", "effective_at")
+    by_id: dict[object, tuple[object, ...]] = {}
+    for change in live:
+        content = tuple(change[k] for k in keep)
+        assert by_id.setdefault(change["change_id"], content) == content, f"two meanings for {change['change_id']}"
+    assert sorted(by_id.values()) == sorted(tuple(c[k] for k in keep) for c in reference)
+
+
 class Collector:
     """Reads a topic from the beginning in the background; tests await conditions on it."""
 

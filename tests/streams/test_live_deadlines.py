@@ -21,7 +21,7 @@ from state.times import SECOND, format_timestamp, parse_timestamp
 from streams.cli import run_replay
 from tests.conftest import Services
 from tests.eventually import eventually
-from tests.streams.harness import Collector, Group, produce
+from tests.streams.harness import Collector, Group, assert_same_changes, produce
 
 pytestmark = pytest.mark.integration
 
@@ -65,16 +65,6 @@ def replay_changes(lines: list[bytes], until: int) -> list[dict[str, object]]:
     out = io.BytesIO()
     run_replay(load_catalog(CATALOG), lines, "events", out, io.StringIO(), until=until)
     return [orjson.loads(line) for line in out.getvalue().splitlines()]
-
-
-def assert_same_changes(live: list[dict[str, object]], reference: list[dict[str, object]]) -> None:
-    """Same transitions, each once; a change published twice must be the same change."""
-    keep = ("change_id", "customer_id", "seq", "dimension", "from", "to", "trigger", "event_id", "effective_at")
-    by_id: dict[object, tuple[object, ...]] = {}
-    for change in live:
-        content = tuple(change[k] for k in keep)
-        assert by_id.setdefault(change["change_id"], content) == content, f"two meanings for {change['change_id']}"
-    assert sorted(by_id.values()) == sorted(tuple(c[k] for k in keep) for c in reference)
 
 
 async def test_active_becomes_silent_within_a_second_of_its_deadline_with_no_event(cluster: Cluster) -> None:
