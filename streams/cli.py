@@ -181,9 +181,11 @@ def _catalog_dry_run(args: argparse.Namespace) -> int:
         print(f"tagengine: no engine answered at {url}: {exc}", file=sys.stderr)
         return 1
     print(f"catalog {answer['version']} against {answer['customers']} customers:")
-    print(f"{'tag':<28}{'enter':>10}{'leave':>10}")
+    print(f"{'tag':<28}{'enter':>8}{'leave':>8}{'tasks':>8}  sample of those entering")
     for tag, moves in answer["tags"].items():
-        print(f"{tag:<28}{moves['enter']:>10}{moves['leave']:>10}")
+        sample = ", ".join(moves["enter_sample"])
+        print(f"{tag:<28}{moves['enter']:>8}{moves['leave']:>8}{moves['tasks']:>8}  {sample}")
+    print(f"publishing it would create {answer['tasks']} tasks at once")
     return 0
 
 

@@ -21,6 +21,7 @@ from faust.web.exceptions import ServiceUnavailable
 
 from connectors.partitioning import partition_for
 from rules.catalog import Catalog, CatalogError, parse_catalog
+from rules.dry_run import DryRun, dry_run
 from rules.engine import decide_tags
 from state.audience import STEPS, Point, add_series
 from state.codec import decode_history, decode_state, history_key
@@ -174,23 +175,24 @@ class CatalogView(EngineView):
             catalog = parse_catalog(body, "request")
         except CatalogError as exc:
             return self.json({"error": "invalid catalog", "problems": [str(p) for p in exc.problems]}, status=422)
+        # What the switch will do, said before it is done (the dry run of the same catalog).
+        effect = await _group_dry_run(self.engine, catalog, body)
         await self.engine.publish_catalog(body)
-        return self.json({"version": catalog.version, "status": "published; every worker switches to it"}, status=202)
+        return self.json({"version": catalog.version, "status": "published; every worker switches to it",
+                          **effect.document()}, status=202)
 
 
-class DryRun(EngineView):
+class CatalogDryRun(EngineView):
     async def post(self, request: Request) -> Response:
         body = await request.read()
         try:
             catalog = parse_catalog(body, "request")
         except CatalogError as exc:
             return self.json({"error": "invalid catalog", "problems": [str(p) for p in exc.problems]}, status=422)
-        local = dry_run(catalog, _local_states(self.engine), wall_clock())
         if request.query.get("local"):
-            return self.json(local)
-        for peer in _peers(self.engine):
-            _merge_dry_run(local, await _ask(self.engine, "POST", f"{peer}/catalog/dry-run", "", body))
-        return self.json({"version": catalog.version, **local})
+            return self.json(dry_run(catalog, self.engine.catalog, _local_states(self.engine), wall_clock()).document())
+        effect = await _group_dry_run(self.engine, catalog, body)
+        return self.json({"version": catalog.version, **effect.document()})
 
 
 ROUTES: tuple[tuple[str, type[EngineView]], ...] = (
@@ -203,7 +205,7 @@ ROUTES: tuple[tuple[str, type[EngineView]], ...] = (
     ("/tags/{tag}/audience", TagAudience),
     ("/overview", Overview),
     ("/catalog", CatalogView),
-    ("/catalog/dry-run", DryRun),
+    ("/catalog/dry-run", CatalogDryRun),
 )
 
 
@@ -287,36 +289,14 @@ def catalog_document(catalog: Catalog, counts: dict[str, int], language: str) ->
     }
 
 
-def dry_run(catalog: Catalog, states: Iterator[CustomerState], now: int) -> dict[str, Any]:
-    """Per tag, how many customers would enter and leave it under ``catalog``; changes nothing."""
-    enter: Counter[str] = Counter()
-    leave: Counter[str] = Counter()
-    customers = 0
-    for state in states:
-        customers += 1
-        decided, _ = decide_tags(catalog, state, now)
-        after: set[str] = set()
-        for value in decided.values():
-            if isinstance(value, str):
-                after.add(value)
-            elif isinstance(value, frozenset):
-                after |= value
-        before = set(state.tags)
-        enter.update(after - before)
-        leave.update(before - after)
-    tags = sorted(set(enter) | set(leave))
-    return {"customers": customers, "tags": {tag: {"enter": enter[tag], "leave": leave[tag]} for tag in tags}}
-
-
-def _merge_dry_run(into: dict[str, Any], other: dict[str, Any]) -> None:
-    into["customers"] += other.get("customers", 0)
-    for tag, moves in other.get("tags", {}).items():
-        mine = into["tags"].setdefault(tag, {"enter": 0, "leave": 0})
-        mine["enter"] += moves["enter"]
-        mine["leave"] += moves["leave"]
-
-
 # -- local data and peers --
+
+
+async def _group_dry_run(engine: Engine, catalog: Catalog, body: bytes) -> DryRun:
+    effect = dry_run(catalog, engine.catalog, _local_states(engine), wall_clock())
+    for peer in _peers(engine):
+        effect.add(DryRun.from_document(await _ask(engine, "POST", f"{peer}/catalog/dry-run", "", body)))
+    return effect
 
 
 def _local_states(engine: Engine) -> Iterator[CustomerState]:
