@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from connectors.kafka_clients import start
 from state.events import STAGES
 from state.times import DAY, SECOND, format_timestamp, wall_clock
 
@@ -138,7 +139,7 @@ async def produce(
 ) -> int:
     """Send demo events at ``rate`` per second for ``duration`` seconds (0: until interrupted)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client_options)
-    await producer.start()
+    await start(producer)
     events = demo_events(customers, seed=int(time.time()), history=int(history_days * DAY))
     sent = 0
     started = time.monotonic()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from connectors.kafka_clients import start
+
 
 def describe(topic: str, value: dict[str, object]) -> str:
     if topic.endswith("tasks"):
@@ -27,7 +29,7 @@ async def watch(bootstrap: str, prefix: str, from_beginning: bool = False, **cli
         enable_auto_commit=False,
         **client_options,
     )
-    await consumer.start()
+    await start(consumer)
     try:
         async for message in consumer:
             print(describe(message.topic, orjson.loads(message.value)), flush=True)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import csv
 import io
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import IO, cast
 
 import orjson
+from aiokafka.errors import KafkaConnectionError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from rules.backtest import Backtest, Row, compare
 from rules.catalog import Catalog, CatalogError, load_catalog, load_default_catalog, parse_catalog
@@ -33,11 +36,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    if args.run is not _worker:
+        # A tool's connection errors end it with one line (below), not aiokafka's retries' logs.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return int(args.run(args) or 0)
     except SettingsError as exc:
         print(f"tagengine: configuration error: {exc}", file=sys.stderr)
         return 2
+    except KafkaConnectionError as exc:
+        print(f"tagengine: cannot reach Kafka at {Settings.from_env().kafka_bootstrap_servers} ({exc}); start the "
+              "local services with `make services`, or set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 1
+    except RedisConnectionError as exc:
+        print(f"tagengine: cannot reach Redis at {Settings.from_env().redis_url} ({exc}); start the local services "
+              "with `make services`, or set REDIS_URL", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -111,6 +125,10 @@ def _worker(args: argparse.Namespace) -> int:
     catalog = _catalog(settings.catalog_path)
     if catalog is None:
         return 1
+    if not _port_free(settings.web_host, settings.web_port):
+        print(f"tagengine worker: port {settings.web_port} is taken (another worker?); stop what uses it or set "
+              "TAGENGINE_WEB_PORT to a free port", file=sys.stderr)
+        return 1
     options = kafka_options(settings)
     created = asyncio.run(
         ensure_topics(settings.kafka_bootstrap_servers, settings.topic_prefix, settings.partitions, **options)
@@ -140,6 +158,18 @@ def _worker(args: argparse.Namespace) -> int:
     worker.spinner = None
     worker.execute_from_commandline()
     return 0
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server will bind it
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _catalog(path: Path | None) -> Catalog | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +125,37 @@ def test_a_backtest_prints_csv_with_every_tag_in_every_bucket(tmp_path: Path) ->
     assert len(rows) == 3 * sum(1 for line in (ROOT / "rules" / "default_catalog.yaml").read_text().splitlines()
                                 if line.startswith("        name:"))
     assert tagengine("replay", str(events), "--against", "x.yaml").returncode == 2
+
+
+def test_a_tool_without_a_broker_says_so_in_one_line_and_exits_1() -> None:
+    for command in (["watch"], ["generate", "--duration", "1"]):
+        result = subprocess.run([sys.executable, "-m", "streams.cli", *command], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60, check=False,
+                                env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+        assert result.returncode == 1, command
+        assert result.stderr.count("\n") == 1 and "cannot reach Kafka at 127.0.0.1:1" in result.stderr
+        assert "make services" in result.stderr
+
+
+def test_a_worker_whose_web_port_is_taken_says_so_and_exits_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "streams.cli", "worker"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60, check=False,
+                                env={**os.environ, "TAGENGINE_WEB_PORT": str(port)})
+    assert result.returncode == 1 and f"port {port} is taken" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_local_services_file_is_found_and_an_explicit_setting_wins(tmp_path: Path) -> None:
+    from streams.settings import LOCAL_SERVICES, Settings, local_services
+
+    (tmp_path / LOCAL_SERVICES).parent.mkdir(parents=True)
+    (tmp_path / LOCAL_SERVICES).write_text("# Written by scripts/services.py\n"
+                                           "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:39092\n"
+                                           "export REDIS_URL=redis://127.0.0.1:36379/0\n")
+    found = local_services((tmp_path,))
+    assert Settings.from_env(found).kafka_bootstrap_servers == "127.0.0.1:39092"
+    assert Settings.from_env({**found, "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}).kafka_bootstrap_servers == "kafka:9092"
+    assert local_services((tmp_path / "elsewhere",)) == {}
