@@ -25,9 +25,11 @@ from rules.replay import Replay
 from state.audience import STEPS
 from state.customer import CustomerState
 from state.events import TOPICS, InvalidEvent, parse_event
-from state.times import format_timestamp, parse_timestamp, wall_clock
+from state.times import DAY, format_timestamp, parse_timestamp, wall_clock
 from streams.messages import change_message, dumps, task_message
 from streams.settings import Settings, SettingsError
+
+WATCHED = ("tag-changes", "tasks", "dead-letters")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,10 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tagengine", description="Real-time customer tag engine")
+    parser.add_argument("--version", action="version", version=f"tagengine {_version()}")
     commands = parser.add_subparsers(metavar="COMMAND")
 
     worker = commands.add_parser("worker", help="run a Faust worker (configured by the environment)")
-    worker.add_argument("--loglevel", default="info")
+    worker.add_argument("--loglevel", default="info", choices=("debug", "info", "warning", "error"),
+                        help="how much the worker logs (default info)")
     worker.set_defaults(run=_worker)
 
     replay = commands.add_parser("replay", help="evaluate the catalog offline, in event time")
@@ -85,18 +89,24 @@ def _parser() -> argparse.ArgumentParser:
 
     catalog = commands.add_parser("catalog", help="catalog tools").add_subparsers(metavar="ACTION")
     check = catalog.add_parser("check", help="validate a catalog file")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the catalog (YAML)")
     check.set_defaults(run=_catalog_check)
     dry = catalog.add_parser("dry-run", help="per tag, how many customers a catalog would move (running engine)")
-    dry.add_argument("file", type=Path)
+    dry.add_argument("file", type=Path, help="the candidate catalog (YAML)")
     dry.add_argument("--url", default=None, help="a worker's URL (default: http://localhost:$TAGENGINE_WEB_PORT)")
     dry.set_defaults(run=_catalog_dry_run)
 
-    generate = commands.add_parser("generate", help="produce demo / load events to Kafka")
-    generate.add_argument("--customers", type=int, default=1000)
-    generate.add_argument("--rate", type=float, default=50.0, help="events per second (0: as fast as possible)")
-    generate.add_argument("--duration", type=float, default=0, help="seconds (0: until interrupted)")
-    generate.add_argument("--history-days", type=float, default=0, help="back-date events up to this many days")
+    generate = commands.add_parser("generate", help="produce demo / load events to Kafka, or write a sample file")
+    generate.add_argument("--customers", type=_at_least(1, int), default=1000, help="distinct customers (default 1000)")
+    generate.add_argument("--rate", type=_at_least(0, float), default=50.0,
+                          help="events per second (default 50; 0: as fast as possible)")
+    generate.add_argument("--duration", type=_at_least(0, float), default=0, help="seconds (0: until interrupted)")
+    generate.add_argument("--history-days", type=_at_least(0, float), default=0,
+                          help="back-date events up to this many days (old, silent and late events appear)")
+    generate.add_argument("--out", type=Path, metavar="FILE.jsonl",
+                          help="write replay input lines to this file instead of Kafka (a sample history)")
+    generate.add_argument("--events", type=_at_least(1, int), default=10_000,
+                          help="with --out: how many events (default 10000, over the last week)")
     generate.set_defaults(run=_generate)
 
     sync = commands.add_parser("redis-sync", help="rebuild the Redis projection from the engine's state")
@@ -104,8 +114,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="also delete customers Redis has but the state has not (stop the workers first)")
     sync.set_defaults(run=_redis_sync)
 
-    watch = commands.add_parser("watch", help="print tag changes and tasks as they are published")
-    watch.add_argument("--from-beginning", action="store_true")
+    watch = commands.add_parser("watch", help="print tag changes, tasks and dead letters as they are published")
+    watch.add_argument("--from-beginning", action="store_true", help="start from the oldest message kept")
+    watch.add_argument("--json", action="store_true", help="print each message as a JSON line with its topic")
+    watch.add_argument("--customer", help="only this customer's messages")
+    watch.add_argument("--tag", help="only changes into or out of this tag, and the tasks they create")
+    watch.add_argument("--topic", action="append", choices=WATCHED, help="only these topics (repeatable)")
     watch.set_defaults(run=_watch)
     return parser
 
@@ -440,9 +454,20 @@ def _replay_line(line: bytes) -> tuple[str, bytes]:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from connectors.generator import produce
+    from connectors.generator import jsonl_lines, produce
     from streams.kafka_security import kafka_options
 
+    if args.out is not None:
+        spacing = 7 * DAY // args.events  # a week of history, ending now
+        try:
+            with args.out.open("wb") as out:
+                for line in jsonl_lines(args.events, args.customers, start=wall_clock() - 7 * DAY, step=spacing):
+                    out.write(line + b"\n")
+        except OSError as exc:
+            print(f"tagengine generate: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.events} events over {args.customers} customers to {args.out}", file=sys.stderr)
+        return 0
     settings = Settings.from_env()
     asyncio.run(
         produce(
@@ -484,13 +509,38 @@ def _redis_sync(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from connectors.watch import watch
+    from connectors.watch import Filter, watch
     from streams.kafka_security import kafka_options
 
     settings = Settings.from_env()
-    options = kafka_options(settings)
-    asyncio.run(watch(settings.kafka_bootstrap_servers, settings.topic_prefix, args.from_beginning, **options))
+    wanted = Filter(tuple(args.topic or WATCHED), args.customer, args.tag)
+    asyncio.run(watch(settings.kafka_bootstrap_servers, settings.topic_prefix, wanted, args.from_beginning,
+                      args.json, **kafka_options(settings)))
     return 0
+
+
+def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` not below ``minimum``, or a clear usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, not {text}")
+        return value
+
+    return parse
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tagengine")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -159,3 +159,20 @@ def test_the_local_services_file_is_found_and_an_explicit_setting_wins(tmp_path:
     assert Settings.from_env(found).kafka_bootstrap_servers == "127.0.0.1:39092"
     assert Settings.from_env({**found, "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}).kafka_bootstrap_servers == "kafka:9092"
     assert local_services((tmp_path / "elsewhere",)) == {}
+
+
+def test_numbers_out_of_range_are_usage_errors_and_the_version_is_printed() -> None:
+    for arguments, words in ((["--customers", "0"], "must be at least 1"), (["--rate", "-5"], "must be at least 0"),
+                             (["--customers", "ten"], "'ten' is not a whole number")):
+        result = tagengine("generate", *arguments)
+        assert result.returncode == 2 and words in result.stderr, arguments
+    version = tagengine("--version")
+    assert version.returncode == 0 and version.stdout.startswith("tagengine ")
+
+
+def test_generate_writes_a_sample_history_that_replays(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.jsonl"
+    assert tagengine("generate", "--out", str(sample), "--events", "500", "--customers", "50").returncode == 0
+    assert len(sample.read_bytes().splitlines()) == 500
+    replayed = tagengine("replay", str(sample), "--final")
+    assert replayed.returncode == 0 and '"final_tags"' in replayed.stdout
