@@ -1,5 +1,5 @@
-"""The worker's HTTP API (SPEC sections 6, 9, 10): health, metrics, customers and their history,
-tags and their audiences over time, catalog changes.
+"""The worker's HTTP API (SPEC sections 6, 9, 10): health, metrics, customers, their history
+and explanations, tags and their audiences over time, catalog changes.
 
 Each customer lives on the worker owning its partition. A request for one customer is forwarded
 to that worker; a question about all customers (tag counts, members, dry runs) is asked of every
@@ -23,6 +23,8 @@ from connectors.partitioning import partition_for
 from rules.catalog import Catalog, CatalogError, parse_catalog
 from rules.dry_run import DryRun, dry_run
 from rules.engine import decide_tags
+from rules.explain import UnknownLanguage, explain
+from rules.explain import to_json as explanation_document
 from state.audience import STEPS, Point, add_series
 from state.codec import decode_history, decode_state, history_key
 from state.customer import CustomerState
@@ -85,6 +87,27 @@ class CustomerHistory(EngineView):
             "intervals": [interval_document(customer_id, interval) for interval in found],
             "cursor": str(after) if after is not None else None,
         })
+
+
+class CustomerExplanation(EngineView):
+    """Why the customer holds each tag of the catalog or not, now (SPEC section 9)."""
+
+    async def get(self, request: Request, customer_id: str) -> Response:
+        engine = self.engine
+        language = request.query.get("lang") or engine.catalog.language
+        if language not in engine.catalog.languages:  # refused here rather than after a hop
+            return self.json({"error": str(UnknownLanguage(language, engine.catalog))}, status=400)
+        forwarded = await _at_owner(engine, customer_id, request)
+        if forwarded is not None:
+            return forwarded
+        encoded = _read(engine, customer_id, customer_id.encode())
+        if encoded is None:
+            return self.json({"error": f"unknown customer {customer_id!r}"}, status=404)
+        try:
+            explanation = explain(engine.catalog, decode_state(encoded), wall_clock(), language)
+        except UnknownLanguage as exc:  # the catalog changed since the check above
+            return self.json({"error": str(exc)}, status=400)
+        return self.json(explanation_document(explanation))
 
 
 class Tags(EngineView):
@@ -200,6 +223,7 @@ ROUTES: tuple[tuple[str, type[EngineView]], ...] = (
     ("/metrics", Metrics),
     ("/customers/{customer_id}", Customer),
     ("/customers/{customer_id}/history", CustomerHistory),
+    ("/customers/{customer_id}/explain", CustomerExplanation),
     ("/tags", Tags),
     ("/tags/{tag}/customers", TagMembers),
     ("/tags/{tag}/audience", TagAudience),
