@@ -21,6 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rules.backtest import Backtest, Row, compare
 from rules.catalog import Catalog, CatalogError, load_catalog, load_default_catalog, parse_catalog
 from rules.engine import Result
+from rules.explain import UnknownLanguage, explain, to_text
+from rules.explain import to_json as explanation_document
 from rules.replay import Replay
 from state.audience import STEPS
 from state.customer import CustomerState
@@ -86,6 +88,16 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--format", choices=("csv", "json"), default="csv",
                         help="with --audience: CSV (default) or JSON lines")
     replay.set_defaults(run=_replay)
+
+    explain = commands.add_parser("explain", help="why a customer holds each tag or not, replaying a file")
+    explain.add_argument("events", type=Path, help="JSON lines, as for replay")
+    explain.add_argument("customer_id", help="the customer to explain")
+    explain.add_argument("--at", help="the moment to explain (ISO-8601): later events are left out, deadlines "
+                         "up to it fire (default: the time of the latest event)")
+    explain.add_argument("--catalog", type=Path, help="catalog file (default: TAGENGINE_CATALOG or the default)")
+    explain.add_argument("--lang", help="language of names and definitions (default: the catalog's first)")
+    explain.add_argument("--json", action="store_true", help="the document GET /customers/<id>/explain returns")
+    explain.set_defaults(run=_explain)
 
     catalog = commands.add_parser("catalog", help="catalog tools").add_subparsers(metavar="ACTION")
     check = catalog.add_parser("check", help="validate a catalog file")
@@ -288,10 +300,12 @@ def replay_lines(
     err: IO[str],
     on_result: Callable[[Result, int], None],
     until: int | None = None,
+    skip_after: int | None = None,
 ) -> ReplayRun:
     """Feed replay input lines through the engine in event time; each result goes to
     ``on_result`` with the replay's clock. Invalid lines and records are reported on ``err``
-    with their line numbers; progress too, every few seconds, when ``err`` is a terminal."""
+    with their line numbers; progress too, every few seconds, when ``err`` is a terminal.
+    Events that occurred after ``skip_after`` are left out: the customers as they were then."""
     replay = Replay(catalog)
     # "More than 5 minutes in the future" needs a receive time, which a file does not have: the
     # wall clock stands in for it, or --until when later (events up to the declared end are not
@@ -309,6 +323,8 @@ def replay_lines(
         except InvalidEvent as exc:
             err.write(f"{name}:{number}: {exc.reason}: {exc.message}\n")
             invalid += 1
+            continue
+        if skip_after is not None and event.occurred_at > skip_after:
             continue
         for result in replay.apply(event):
             on_result(result, replay.now or event.occurred_at)
@@ -348,6 +364,46 @@ def run_replay(
         for customer_id, state in sorted(run.replay.customers.items()):
             out.write(dumps({"customer_id": customer_id, "final_tags": final_tags(catalog, state)}) + b"\n")
     return run
+
+
+# -- explain --
+
+
+def _explain(args: argparse.Namespace) -> int:
+    catalog = _catalog(args.catalog or Settings.from_env().catalog_path)
+    if catalog is None:
+        return 1
+    if args.lang is not None and args.lang not in catalog.languages:
+        print(f"tagengine explain: {UnknownLanguage(args.lang, catalog)}", file=sys.stderr)
+        return 2
+    try:
+        at = parse_timestamp(args.at) if args.at else None
+    except ValueError as exc:
+        print(f"tagengine explain: --at: {exc}", file=sys.stderr)
+        return 2
+    try:
+        source = args.events.open("rb")
+    except OSError as exc:
+        print(f"tagengine explain: cannot read the events: {exc}", file=sys.stderr)
+        return 1
+    # The same replay as ``tagengine replay``, its changes ignored: only the final state counts.
+    with source:
+        replay = replay_lines(catalog, source, str(args.events), sys.stderr, _ignore, until=at, skip_after=at).replay
+    state = replay.customers.get(args.customer_id)
+    if state is None or replay.now is None:
+        print(f"tagengine explain: unknown customer {args.customer_id!r}: no valid event of it in {args.events}"
+              + (f" up to {args.at}" if at is not None else ""), file=sys.stderr)
+        return 1
+    explanation = explain(catalog, state, at if at is not None else replay.now, args.lang)
+    if args.json:
+        sys.stdout.buffer.write(dumps(explanation_document(explanation)) + b"\n")
+    else:
+        sys.stdout.write(to_text(explanation))
+    return 0
+
+
+def _ignore(result: Result, emitted_at: int) -> None:
+    """Changes of a replay that only its final states are wanted from."""
 
 
 def _backtest(

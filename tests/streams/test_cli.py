@@ -1,4 +1,4 @@
-"""The command line as a user runs it: replay and catalog check (no servers needed)."""
+"""The command line as a user runs it: replay, explain and catalog check (no servers needed)."""
 
 from __future__ import annotations
 
@@ -176,3 +176,53 @@ def test_generate_writes_a_sample_history_that_replays(tmp_path: Path) -> None:
     assert len(sample.read_bytes().splitlines()) == 500
     replayed = tagengine("replay", str(sample), "--final")
     assert replayed.returncode == 0 and '"final_tags"' in replayed.stdout
+
+
+def order_line(n: int, at: str, amount: str = "1500") -> dict[str, object]:
+    return {"topic": "orders", "value": {"event_id": f"o{n}", "customer_id": "c1", "occurred_at": at,
+                                         "order_id": f"order{n}", "amount": amount, "status": "paid"}}
+
+
+FOUR_ORDERS = [order_line(n, f"2026-01-0{n + 1}T10:00:00Z") for n in range(4)]
+
+
+def test_explain_replays_the_file_and_tells_why_each_tag_is_held_or_not(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(lines(*FOUR_ORDERS))
+    result = tagengine("explain", str(events), "c1")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.startswith("customer c1 at 2026-01-04T10:00:00Z (catalog default ")
+    assert "+ high_value — High-value customer: held since 2026-01-04T10:00:00Z" in text
+    assert "      spend(180d) = 6000.00\n      spend(180d) > 5000 = true\n      paid_orders(180d) = 4\n" in text
+    assert "- potential_high_value — Potential high-value customer: not held: its condition holds, " \
+           "but high_value comes first" in text
+    assert "- prospect — Prospect: not held: fails paid_orders_total == 0" in text
+
+
+def test_explain_at_a_moment_leaves_later_events_out_and_fires_deadlines_up_to_it(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(lines(*FOUR_ORDERS, order_line(9, "2026-03-01T00:00:00Z", "10")))
+    result = tagengine("explain", str(events), "c1", "--at", "2026-02-10T10:00:00Z", "--json", "--lang", "zh")
+    assert result.returncode == 0, result.stderr
+    document = orjson.loads(result.stdout)
+    assert document["at"] == "2026-02-10T10:00:00Z" and document["language"] == "zh"
+    tags = {t["tag"]: t for d in document["dimensions"] for t in d["tags"]}
+    assert tags["silent"]["held"] and tags["silent"]["since"] == "2026-02-03T10:00:00Z"  # 30 days after
+    assert tags["silent"]["values"]["age(last_activity)"] == "37d"
+    assert tags["high_value"]["values"]["paid_orders(180d)"] == "4"  # the order of March is left out
+    assert tags["mature"]["name"] == "成熟客户"
+
+
+def test_explain_errors_are_one_line_with_a_non_zero_exit(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(lines(*FOUR_ORDERS))
+    missing = tagengine("explain", str(tmp_path / "missing.jsonl"), "c1")
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+    assert missing.stderr.startswith("tagengine explain: cannot read the events: ")
+    unknown = tagengine("explain", str(events), "nobody")
+    assert unknown.returncode == 1
+    assert unknown.stderr == f"tagengine explain: unknown customer 'nobody': no valid event of it in {events}\n"
+    language = tagengine("explain", str(events), "c1", "--lang", "fr")
+    assert language.returncode == 2
+    assert language.stderr == "tagengine explain: unknown language 'fr': the catalog has en, zh\n"
