@@ -4,7 +4,9 @@ Nothing here decides a tag. The customer is brought to "now" by the engine's own
 deadlines fired, a new catalog applied), so "held" and "since" are what the engine holds; each
 condition is evaluated by ``Condition.evaluated``, the engine's compiled closures rebuilt to record
 the value of every sub-expression; and the moment each answer next changes by itself is found by
-letting the engine fire the customer's deadlines, one by one, on a copy. Pure: no I/O, no clock.
+letting the engine fire the customer's deadlines, one by one, on a copy. A tag whose condition
+holds and which is not held was either beaten by an earlier tag of its exclusive dimension or barred
+by the engine because its validity period (``valid_for``) is over. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from rules.catalog import Catalog, DimensionRule, TagRule
-from rules.engine import decide_tags, fire_deadlines, reevaluate
+from rules.engine import decide_tags, fire_deadlines, reevaluate, unavailable
 from rules.expr import Context, Evaluated
 from rules.facts import DURATION, NUMBER, TIME
 from state.customer import CustomerState
-from state.times import format_span, format_timestamp
+from state.times import format_duration, format_span, format_timestamp
 
 MAX_STEPS = 1000
 """Deadlines the engine fires, at most, to find when each answer changes. Far more than a customer
@@ -56,6 +58,8 @@ class TagExplanation:
     failing: tuple[str, ...]  # for a tag whose condition fails: the clauses that fail
     any_of: bool  # the condition is an "or": ``failing`` are its alternatives, none of which holds
     shadowed_by: str | None  # an earlier tag of the exclusive dimension, held instead
+    expired: bool  # held for its valid_for, and its condition has held ever since: not entered again yet
+    valid_for: int | None  # the catalog's limit on holding the tag, if any
     reason: dict[str, object]  # what a change of this tag now would carry as its ``reason``
     next_change: int | None  # when held/not held next changes without a new event
 
@@ -91,18 +95,30 @@ def explain(catalog: Catalog, state: CustomerState, now: int, language: str | No
     current = brought_to(catalog, state, now)
     _, ctx = decide_tags(catalog, current, now)
     changes, horizon = next_changes(catalog, current)
+    seen = _Seen(catalog, current, ctx, unavailable(catalog, current, now), changes, language)
     dimensions = tuple(
         DimensionExplanation(
             dimension.name,
             _text(dimension.label, language, catalog) or dimension.name,
             dimension.exclusive,
-            tuple(_tag(catalog, dimension, tag, current, ctx, changes.get(tag.name), language)
-                  for tag in dimension.tags),
+            tuple(_tag(seen, dimension, tag) for tag in dimension.tags),
         )
         for dimension in catalog.dimensions
     )
     return Explanation(state.customer_id, now, language, catalog.name, catalog.version,
                        current.next_deadline, horizon, dimensions)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What the engine makes of the customer now, shared by the explanation of every tag."""
+
+    catalog: Catalog
+    current: CustomerState  # brought to now
+    ctx: Context  # the evaluation that decided its tags now
+    unavailable: frozenset[str]  # tags it cannot hold now whatever their conditions say (expired)
+    changes: dict[str, int]  # tag -> its next change
+    language: str
 
 
 def brought_to(catalog: Catalog, state: CustomerState, now: int) -> CustomerState:
@@ -134,24 +150,20 @@ def next_changes(catalog: Catalog, current: CustomerState) -> tuple[dict[str, in
     return changes, future.next_deadline
 
 
-def _tag(
-    catalog: Catalog,
-    dimension: DimensionRule,
-    rule: TagRule,
-    current: CustomerState,
-    ctx: Context,
-    next_change: int | None,
-    language: str,
-) -> TagExplanation:
-    root = rule.condition.evaluated(ctx)
+def _tag(seen: _Seen, dimension: DimensionRule, rule: TagRule) -> TagExplanation:
+    root = rule.condition.evaluated(seen.ctx)
     holds = root.value is True
-    held = current.tags.get(rule.name)
+    held = seen.current.tags.get(rule.name)
     failing = () if holds or held is not None else failing_clauses(root)
+    # A tag that holds and is not held was either barred by the engine (its validity is over) or
+    # beaten by an earlier tag of its exclusive dimension.
+    expired = holds and held is None and rule.name in seen.unavailable
+    shadowed = holds and held is None and not expired
     return TagExplanation(
         tag=rule.name,
         rule_id=rule.rule_id,
-        name=_text(rule.label, language, catalog) or rule.name,
-        definition=_text(rule.definition, language, catalog),
+        name=_text(rule.label, seen.language, seen.catalog) or rule.name,
+        definition=_text(rule.definition, seen.language, seen.catalog),
         held=held is not None,
         since=held.since if held is not None else None,
         condition=rule.condition.source,
@@ -159,9 +171,11 @@ def _tag(
         values=values_read(root),
         failing=failing,
         any_of=bool(failing) and root.op == "or",
-        shadowed_by=_shadowed_by(dimension, rule, current) if holds and held is None else None,
-        reason=rule.condition.reason(ctx),
-        next_change=next_change,
+        shadowed_by=_shadowed_by(dimension, rule, seen.current) if shadowed else None,
+        expired=expired,
+        valid_for=rule.valid_for,
+        reason=rule.condition.reason(seen.ctx),
+        next_change=seen.changes.get(rule.name),
     )
 
 
@@ -266,6 +280,8 @@ def _tag_json(tag: TagExplanation) -> dict[str, object]:
         "failing": list(tag.failing),
         "any_of": tag.any_of,
         "shadowed_by": tag.shadowed_by,
+        "expired": tag.expired,
+        "valid_for": format_duration(tag.valid_for) if tag.valid_for is not None else None,
         "reason": tag.reason,
         "next_change": _time(tag.next_change),
     }
@@ -303,8 +319,12 @@ def _tag_text(tag: TagExplanation) -> list[str]:
 
 
 def _verdict(tag: TagExplanation) -> str:
+    validity = f" (valid for {format_duration(tag.valid_for)})" if tag.valid_for is not None else ""
     if tag.held:
-        return f"held since {_time(tag.since)}"
+        return f"held since {_time(tag.since)}{validity}"
+    if tag.expired:
+        return f"not held: it was held for its validity{validity}, and its condition has held ever since; " \
+               "it can be entered again once the condition has stopped holding"
     if tag.shadowed_by is not None:
         return f"not held: its condition holds, but {tag.shadowed_by} comes first"
     if tag.any_of:

@@ -9,6 +9,7 @@ import pytest
 from builders import Customer, day, default_catalog, followup, generated, item, login, order, refund
 
 import rules.explain
+from rules.catalog import parse_catalog
 from rules.engine import decide_tags, fire_deadlines, process_event
 from rules.explain import (
     Explanation,
@@ -140,6 +141,48 @@ def test_a_non_exclusive_tag_is_never_shadowed() -> None:
     customer = Customer(*(order(day(n), items=[item(new_product=True)]) for n in range(3)))
     explained = tag(explain(default_catalog(), customer.state, day(3)), "new_product_follower")
     assert explained.held and explained.shadowed_by is None
+
+
+# --------------------------------------------------------------------------------------------
+# validity periods (valid_for)
+
+OFFERS = b"""
+catalog: offers
+dimensions:
+  offer:
+    exclusive: true
+    name: {en: Offer}
+    tags:
+      welcome:
+        name: {en: Welcome offer}
+        definition: {en: Active over the last 30 days; offered for 7 days at most.}
+        when: age(last_activity) < 30d
+        valid_for: 7d
+      regular:
+        name: {en: Regular offer}
+        definition: {en: Known.}
+        when: last_activity != null
+"""
+
+
+def test_a_tag_with_valid_for_is_explained_with_its_expiry_as_its_next_change() -> None:
+    customer = Customer(login(day(0)), login(day(3)), catalog=parse_catalog(OFFERS))
+    welcome = tag(explain(customer.catalog, customer.state, day(3)), "welcome")
+    assert welcome.held and welcome.since == day(0) and welcome.valid_for == 7 * DAY
+    assert welcome.next_change == day(7)  # the expiry, though the condition holds until day 33
+
+
+def test_an_expired_tag_whose_condition_still_holds_is_explained_as_expired_not_shadowed() -> None:
+    customer = Customer(login(day(0)), login(day(10)), catalog=parse_catalog(OFFERS))
+    explanation = explain(customer.catalog, customer.state, day(10))
+    welcome = tag(explanation, "welcome")
+    assert welcome.holds and not welcome.held and welcome.expired
+    assert welcome.shadowed_by is None and welcome.failing == ()
+    assert tag(explanation, "regular").held and tag(explanation, "regular").since == day(7)
+    # Nothing brings it back by itself: its condition stops holding at day 40, and only new
+    # activity after that can qualify the customer again.
+    assert welcome.next_change is None
+    assert "not held: it was held for its validity (valid for 7d)" in to_text(explanation)
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,6 +346,8 @@ def test_the_json_document_carries_every_tag_of_the_catalog() -> None:
         "failing": [],
         "any_of": False,
         "shadowed_by": None,
+        "expired": False,
+        "valid_for": None,
         "reason": {"spend_180d": 6000, "paid_orders_180d": 4},
         "next_change": "2026-07-04T08:00:00Z",
     }
