@@ -11,13 +11,15 @@ from __future__ import annotations
 import hmac
 from collections import Counter
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import ClientError
+from aiohttp.web import HTTPRequestEntityTooLarge
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
-from faust.web.exceptions import ServiceUnavailable
+from faust.web.exceptions import ServiceUnavailable, ValidationError, WebError
 
 from connectors.partitioning import partition_for
 from rules.catalog import Catalog, CatalogError, parse_catalog
@@ -94,9 +96,7 @@ class CustomerExplanation(EngineView):
 
     async def get(self, request: Request, customer_id: str) -> Response:
         engine = self.engine
-        language = request.query.get("lang") or engine.catalog.language
-        if language not in engine.catalog.languages:  # refused here rather than after a hop
-            return self.json({"error": str(UnknownLanguage(language, engine.catalog))}, status=400)
+        language = _language(engine, request)  # refused here rather than after a hop
         forwarded = await _at_owner(engine, customer_id, request)
         if forwarded is not None:
             return forwarded
@@ -115,10 +115,10 @@ class Tags(EngineView):
         counts = _local_tag_counts(self.engine)
         if request.query.get("local"):
             return self.json({"counts": counts})
+        language = _language(self.engine, request)
         total = Counter(counts)
         for peer in _peers(self.engine):
             total.update((await _ask(self.engine, "GET", peer + "/tags", ""))["counts"])
-        language = request.query.get("lang", self.engine.catalog.language)
         return self.json(catalog_document(self.engine.catalog, dict(total), language))
 
 
@@ -178,9 +178,9 @@ class Overview(EngineView):
         local = _local_overview(self.engine)
         if request.query.get("local"):
             return self.json(local)
+        language = _language(self.engine, request)
         for peer in _peers(self.engine):
             _add_overview(local, await _ask(self.engine, "GET", peer + "/overview", ""))
-        language = request.query.get("lang", self.engine.catalog.language)
         catalog = catalog_document(self.engine.catalog, local.pop("counts"), language)
         return self.json({**local, "catalog": catalog, "as_of": format_timestamp(wall_clock())})
 
@@ -193,7 +193,7 @@ class CatalogView(EngineView):
         refused = _authorise(self.engine, request)
         if refused is not None:
             return self.json({"error": refused[1]}, status=refused[0])
-        body = await request.read()
+        body = await _body(request)
         try:
             catalog = parse_catalog(body, "request")
         except CatalogError as exc:
@@ -207,7 +207,7 @@ class CatalogView(EngineView):
 
 class CatalogDryRun(EngineView):
     async def post(self, request: Request) -> Response:
-        body = await request.read()
+        body = await _body(request)
         try:
             catalog = parse_catalog(body, "request")
         except CatalogError as exc:
@@ -379,6 +379,28 @@ async def _at_owner(engine: Engine, customer_id: str, request: Request) -> Respo
         return None
     except (ClientError, OSError) as error:
         raise _unavailable(error) from error
+
+
+def _language(engine: Engine, request: Request) -> str:
+    """The ``lang`` asked for (default: the catalog's first); 400 for one the catalog lacks."""
+    language = request.query.get("lang") or engine.catalog.language
+    if language not in engine.catalog.languages:
+        raise ValidationError(str(UnknownLanguage(language, engine.catalog)))
+    return language
+
+
+class TooLarge(WebError):
+    code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+async def _body(request: Request) -> bytes:
+    """The request's body; 413 with a JSON error beyond the web server's limit (1 MiB)."""
+    try:
+        body: bytes = await request.read()
+    except HTTPRequestEntityTooLarge as error:
+        raise TooLarge(f"the request body is over the web server's limit of 1 MiB ({error.text}); a catalog "
+                       "is far smaller: is this the right file?") from error
+    return body
 
 
 def _limit(request: Request) -> int:

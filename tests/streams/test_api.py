@@ -164,9 +164,13 @@ async def test_questions_the_api_cannot_answer_get_a_clear_error(group: Shop) ->
         ("/tags/new/audience?from=yesterday", 400, "not an ISO-8601 timestamp"),
         ("/tags/new/audience?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", 400, "from must be before to"),
         ("/tags/new/audience?step=1h&from=2020-01-01T00:00:00Z", 400, "at most 10000 points"),
+        ("/tags?lang=fr", 400, "unknown language 'fr': the catalog has en, zh"),
+        ("/overview?lang=fr", 400, "unknown language 'fr'"),
     ]:
         answer = await call(worker, "GET", path)
         assert answer[0] == status and words in str(answer[1]["error"]), (path, answer)
+    status, answer = await call(worker, "POST", "/catalog/dry-run", b"x" * (2 << 20))
+    assert status == 413 and "is this the right file?" in str(answer["error"])
 
 
 async def test_members_of_a_tag_page_through_every_customer_exactly_once(group: Shop) -> None:
