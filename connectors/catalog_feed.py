@@ -17,13 +17,15 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from connectors.kafka_clients import start
+
 log = logging.getLogger(__name__)
 KEY = b"catalog"
 
 
 async def publish_catalog(bootstrap: str, topic: str, data: bytes, **client_options: object) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **client_options)
-    await producer.start()
+    await start(producer)
     try:
         await producer.send_and_wait(topic, data, key=KEY, partition=0)
     finally:
@@ -33,7 +35,7 @@ async def publish_catalog(bootstrap: str, topic: str, data: bytes, **client_opti
 async def latest_catalog(bootstrap: str, topic: str, **client_options: object) -> bytes | None:
     """The last catalog published to the topic, or None if none ever was."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options)
-    await consumer.start()
+    await start(consumer)
     try:
         partition = TopicPartition(topic, 0)
         consumer.assign([partition])
@@ -56,7 +58,7 @@ async def follow_catalog(
 ) -> None:
     """Call ``on_catalog`` with every catalog published from now on (runs until cancelled)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options)
-    await consumer.start()
+    await start(consumer)
     try:
         partition = TopicPartition(topic, 0)
         consumer.assign([partition])

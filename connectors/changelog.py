@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from connectors.kafka_clients import start
 from state.codec import is_customer_key
 
 
@@ -32,7 +33,7 @@ async def read_changelog(
     ``progress`` is called with (records read, records in all) every 10,000 records.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options)
-    await consumer.start()
+    await start(consumer)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from connectors.kafka_clients import start
 from state.events import STAGES
 from state.times import DAY, SECOND, format_timestamp, wall_clock
 
@@ -138,7 +139,7 @@ async def produce(
 ) -> int:
     """Send demo events at ``rate`` per second for ``duration`` seconds (0: until interrupted)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client_options)
-    await producer.start()
+    await start(producer)
     events = demo_events(customers, seed=int(time.time()), history=int(history_days * DAY))
     sent = 0
     started = time.monotonic()
@@ -163,10 +164,13 @@ async def produce(
     return sent
 
 
-def jsonl_lines(count: int, customers: int, seed: int = 7, start: int = 1_767_225_600 * SECOND) -> Iterator[bytes]:
-    """``count`` replay input lines (``{"topic": ..., "value": ...}``), one simulated minute apart
-    per 100 events, starting 2026-01-01: a year of events for ``tagengine replay`` benchmarks."""
-    for record in _take(demo_events(customers, seed=seed, start=start, step=600_000, broken=0.001), count):
+def jsonl_lines(
+    count: int, customers: int, seed: int = 7, start: int = 1_767_225_600 * SECOND, step: int = 600_000
+) -> Iterator[bytes]:
+    """``count`` replay input lines (``{"topic": ..., "value": ...}``), ``step`` apart (by default one
+    simulated minute per 100 events, from 2026-01-01: a year of events for ``tagengine replay``
+    benchmarks; ``tagengine generate --out`` writes a recent week)."""
+    for record in _take(demo_events(customers, seed=seed, start=start, step=step, broken=0.001), count):
         try:
             value = orjson.loads(record.value)
         except orjson.JSONDecodeError:

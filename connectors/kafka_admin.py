@@ -39,7 +39,11 @@ async def ensure_topics(
     configs = {prefix + name: config for name, config in TOPIC_CONFIGS.items()}
     counts = {prefix + name: count for name, count in PARTITIONS_OF.items()}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
-    await admin.start()
+    try:
+        await admin.start()
+    except BaseException:
+        await admin.close()  # or its connections outlive the error (connectors/kafka_clients.py)
+        raise
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in names if name not in existing]

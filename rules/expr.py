@@ -15,6 +15,12 @@ customer with no activity, and so is ``age(last_activity) >= 30d``.
 ``age(t)`` may only be compared with a duration literal: that is what lets the engine compute, from
 the tree alone, every future moment at which a condition can flip (``t + duration``), and so each
 customer's next deadline.
+
+Every node of the tree keeps the span of source text it was parsed from and the function that
+builds its closure from its children's closures. The engine runs the closures built once from the
+children's plain closures; ``Condition.evaluated`` (the explanation, ``rules/explain.py``) builds a
+second set from the same builders over recording children, so the values it shows are computed by
+the very code the engine runs, and the engine's closures carry no instrumentation at all.
 """
 
 from __future__ import annotations
@@ -89,6 +95,7 @@ class Condition:
     windows: set[tuple[str, int]] = field(default_factory=set)  # (window function, length)
     dimensions: set[str] = field(default_factory=set)  # dimensions it refers to
     leaves: list[tuple[str, Evaluator, str]] = field(default_factory=list)  # reason key, fn, type
+    root: Node | None = None  # the typed tree ``evaluate`` was built from
 
     def __call__(self, ctx: Context) -> bool:
         return self.evaluate(ctx) is True
@@ -96,6 +103,46 @@ class Condition:
     def reason(self, ctx: Context) -> dict[str, object]:
         """The values this condition looked at, ready for JSON."""
         return {key: _json_value(fn(ctx), kind) for key, fn, kind in self.leaves}
+
+    def evaluated(self, ctx: Context) -> Evaluated:
+        """The condition evaluated at ``ctx`` with the value of every sub-expression (slow path).
+
+        One evaluation through closures built by the same builders as ``evaluate``, each node
+        wrapped to record its value. Parts the engine does not reach (the right of an ``and``
+        whose left is false) are then evaluated through their own recording closures, so that
+        an explanation can show every failing clause, not only the first.
+        """
+        assert self.root is not None, "a compiled condition always has its tree"
+        values: dict[int, object] = {}
+        recording: dict[int, Evaluator] = {}
+        _recorder(self.root, values, recording)(ctx)
+        for node in _preorder(self.root):
+            if id(node) not in values:
+                recording[id(node)](ctx)
+        return _evaluated(self.source, self.root, values)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    """One sub-expression of a condition, as written, with its value at one moment.
+
+    ``and``/``or`` chains are flattened: ``a and b and c`` is one node with three children.
+    """
+
+    text: str  # the source text of the sub-expression
+    type: str  # a type of rules/facts.py (BOOL, NUMBER, DURATION, TIME, ...)
+    value: object  # None for null
+    op: str  # "and", "or", "not", a comparison or arithmetic operator, "fact", "call", "literal", ...
+    money: bool  # a number that is an amount of money (formatted with 2 decimals)
+    children: tuple[Evaluated, ...] = ()
+
+    @property
+    def is_literal(self) -> bool:
+        return self.op == LITERAL
+
+    def walk(self) -> list[Evaluated]:
+        """This node and every node below it, children before their parent (evaluation order)."""
+        return [*(node for child in self.children for node in child.walk()), self]
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,15 +191,35 @@ def tokenize(source: str) -> list[Token]:
 # Typed tree
 
 
+LITERAL = "literal"
+Builder = Callable[..., Evaluator]  # the children's evaluators -> this node's evaluator
+
+
 @dataclass(slots=True)
 class Node:
     type: str
-    offset: int
-    fn: Evaluator
+    offset: int  # where a problem with this node is reported
+    fn: Evaluator  # what the engine runs: ``build`` applied to the children's ``fn``
     literal: object = None  # the value, when the node is a literal
     is_literal: bool = False
     age_of: str | None = None  # the time fact, when the node is age(fact)
     fact: str | None = None  # the fact's name, when the node reads a fact
+    span: tuple[int, int] = (0, 0)  # [start, end) of its source text
+    op: str = ""  # what it computes, for explanations: "and", "<", "fact", "call", LITERAL...
+    children: tuple[Node, ...] = ()
+    build: Builder | None = None  # None for leaves, whose ``fn`` reads the context directly
+    money: bool = False  # an amount of money (spend, and arithmetic on it)
+
+
+def _node(kind: str, offset: int, op: str, build: Builder, *children: Node, **extra: Any) -> Node:
+    """An inner node: its evaluator is built from its children's, and it spans their text."""
+    fn = build(*(child.fn for child in children))
+    span = (min(offset, children[0].span[0]), children[-1].span[1])
+    return Node(kind, offset, fn, span=span, op=op, children=children, build=build, **extra)
+
+
+def _end(token: Token) -> int:
+    return token.offset + len(token.text)
 
 
 _ORDERING: dict[str, Callable[[Any, Any], Any]] = {
@@ -210,6 +277,7 @@ class _Parser:
                 "age(...) can only be compared with a duration such as 30d", self.open_ages[0].offset
             )
         self.condition.evaluate = node.fn
+        self.condition.root = node
         return self.condition
 
     def parse_or(self) -> Node:
@@ -218,7 +286,7 @@ class _Parser:
             right = self.parse_and()
             self._need(node, BOOL, "or")
             self._need(right, BOOL, "or")
-            node = Node(BOOL, token.offset, _either(node.fn, right.fn))
+            node = _node(BOOL, token.offset, "or", _either, node, right)
         return node
 
     def parse_and(self) -> Node:
@@ -227,7 +295,7 @@ class _Parser:
             right = self.parse_not()
             self._need(node, BOOL, "and")
             self._need(right, BOOL, "and")
-            node = Node(BOOL, token.offset, _both(node.fn, right.fn))
+            node = _node(BOOL, token.offset, "and", _both, node, right)
         return node
 
     def parse_not(self) -> Node:
@@ -236,8 +304,7 @@ class _Parser:
             return self.parse_comparison()
         operand = self.parse_not()
         self._need(operand, BOOL, "not")
-        fn = operand.fn
-        return Node(BOOL, token.offset, lambda c: fn(c) is not True)
+        return _node(BOOL, token.offset, "not", _not, operand)
 
     def parse_comparison(self) -> Node:
         left = self.parse_sum()
@@ -274,25 +341,24 @@ class _Parser:
         operand = self.parse_unary()
         if operand.type not in (NUMBER, DURATION):
             raise ExprError(f"cannot negate a {operand.type}", token.offset)
-        fn = operand.fn
-        return Node(operand.type, token.offset, lambda c: _negate(fn(c)))
+        return _node(operand.type, token.offset, "-", _negation, operand, money=operand.money)
 
     def parse_atom(self) -> Node:
         token = self.token
         self.index += 1
         if token.kind == "number":
-            return _literal(NUMBER, Decimal(token.text), token.offset)
+            return _literal(NUMBER, Decimal(token.text), token)
         if token.kind == "duration":
-            return _literal(DURATION, parse_duration(token.text), token.offset)
+            return _literal(DURATION, parse_duration(token.text), token)
         if token.kind == "string":
-            return _literal(STRING, token.text[1:-1], token.offset)
+            return _literal(STRING, token.text[1:-1], token)
         if token.kind == "keyword" and token.text in ("true", "false"):
-            return _literal(BOOL, token.text == "true", token.offset)
+            return _literal(BOOL, token.text == "true", token)
         if token.kind == "keyword" and token.text == "null":
-            return _literal("null", None, token.offset)
+            return _literal("null", None, token)
         if token.kind == "op" and token.text == "(":
             node = self.parse_or()
-            self.expect(")")
+            node.span = (token.offset, _end(self.expect(")")))  # shown as written, parentheses included
             return node
         if token.kind == "op" and token.text == "[":
             return self._list(token)
@@ -306,7 +372,7 @@ class _Parser:
 
     def _list(self, start: Token) -> Node:
         items: list[str] = []
-        while not self.accept("]"):
+        while (close := self.accept("]")) is None:
             if items:
                 self.expect(",")
             token = self.token
@@ -314,7 +380,9 @@ class _Parser:
                 raise ExprError("a list may only hold strings", token.offset)
             self.index += 1
             items.append(token.text[1:-1])
-        return _literal(STRINGS, frozenset(items), start.offset)
+        node = _literal(STRINGS, frozenset(items), start)
+        node.span = (start.offset, _end(close))
+        return node
 
     def _name(self, token: Token) -> Node:
         name = token.text
@@ -322,7 +390,8 @@ class _Parser:
             dimension = self.dimensions[name]
             self.condition.dimensions.add(name)
             kind = STRING if dimension.exclusive else TAGSET
-            node = Node(kind, token.offset, lambda c: c.tags.get(name))
+            node = Node(kind, token.offset, lambda c: c.tags.get(name), span=(token.offset, _end(token)),
+                        op="dimension")
             node.literal = name  # remembered so that tag names compared with it can be checked
             self._leaf(name, node)
             return node
@@ -337,7 +406,7 @@ class _Parser:
                 c.cache[key] = getter(c.state)
             return c.cache[key]
 
-        node = Node(fact.type, token.offset, read, fact=name)
+        node = Node(fact.type, token.offset, read, fact=name, span=(token.offset, _end(token)), op="fact")
         self._leaf(name, node)
         return node
 
@@ -345,7 +414,7 @@ class _Parser:
         name = token.text
         leaves_before = len(self.condition.leaves)
         argument = self.parse_or()
-        self.expect(")")
+        end = _end(self.expect(")"))
         if name == "age":
             if argument.type != TIME or argument.fact is None:
                 raise ExprError("age() takes a time fact, such as age(last_activity)", argument.offset)
@@ -353,9 +422,8 @@ class _Parser:
             # The time itself is not worth a reason; its age is. Only drop what the argument added:
             # the same fact may already be a leaf of an earlier part of the condition.
             del self.condition.leaves[leaves_before:]
-            getter = argument.fn
-            node = Node(DURATION, token.offset, lambda c: _age(c.now, getter(c)))
-            node.age_of = fact
+            node = _node(DURATION, token.offset, "call", _age_of, argument, age_of=fact)
+            node.span = (token.offset, end)
             self.open_ages.append(node)
             self._leaf(f"days_since_{fact}", node)
             return node
@@ -376,7 +444,8 @@ class _Parser:
                 c.cache[key] = window.value(in_window(window.elements(c.state), c.now, length))
             return c.cache[key]
 
-        node = Node(NUMBER, token.offset, evaluate)
+        # A leaf: its argument is a constant, read once here.
+        node = Node(NUMBER, token.offset, evaluate, span=(token.offset, end), op="call", money=window.money)
         self._leaf(f"{name}_{format_duration(length)}", node)
         return node
 
@@ -391,13 +460,7 @@ class _Parser:
         late = token.text in (("<=", ">") if left.age_of else ("<", ">="))
         self._close_age(left, right, late)
         self._close_age(right, left, late)
-        test, a, b = _ORDERING[token.text], left.fn, right.fn
-
-        def compare(c: Context) -> bool:
-            x, y = a(c), b(c)
-            return x is not None and y is not None and bool(test(x, y))
-
-        return Node(BOOL, token.offset, compare)
+        return _node(BOOL, token.offset, token.text, _comparison(_ORDERING[token.text]), left, right)
 
     def _close_age(self, node: Node, other: Node, late: bool) -> None:
         if node.age_of is None:
@@ -414,10 +477,8 @@ class _Parser:
             raise ExprError("age(...) can only be compared with <, <=, > or >=", token.offset)
         self._check_tag(left, right)
         self._check_tag(right, left)
-        a, b = left.fn, right.fn
-        if token.text == "==":
-            return Node(BOOL, token.offset, lambda c: a(c) == b(c))
-        return Node(BOOL, token.offset, lambda c: a(c) != b(c))
+        build = _equal if token.text == "==" else _unequal
+        return _node(BOOL, token.offset, token.text, build, left, right)
 
     def _membership(self, token: Token, left: Node, right: Node, negate: bool) -> Node:
         if left.type != STRING or right.type not in (STRINGS, TAGSET):
@@ -429,15 +490,9 @@ class _Parser:
         self._check_tag(right, left)
         if right.type == STRINGS:
             self._check_tag(left, right)
-        a, b = left.fn, right.fn
-
-        def member(c: Context) -> bool:
-            value, collection = a(c), b(c)
-            return value is not None and collection is not None and value in collection  # type: ignore[operator]
-
         if negate:
-            return Node(BOOL, token.offset, lambda c: not member(c))
-        return Node(BOOL, token.offset, member)
+            return _node(BOOL, token.offset, "not in", _not_member, left, right)
+        return _node(BOOL, token.offset, "in", _member, left, right)
 
     def _check_tag(self, dimension_node: Node, value_node: Node) -> None:
         """``lifecycle == "matur"`` is an unknown tag, not a condition that is always false."""
@@ -460,8 +515,9 @@ class _Parser:
             raise ExprError(f"cannot compute {left.type} {token.text} {right.type}", token.offset)
         if left.age_of or right.age_of:
             raise ExprError("age(...) can only be compared with a duration such as 30d", token.offset)
-        a, b, op = left.fn, right.fn, token.text
-        return Node(left.type, token.offset, lambda c: _arith(op, a(c), b(c)))
+        op = token.text
+        money = _is_money(op, left, right)
+        return _node(left.type, token.offset, op, _arithmetic(op), left, right, money=money)
 
     def _need(self, node: Node, kind: str, operator: str) -> None:
         if node.type != kind:
@@ -484,6 +540,10 @@ def compile_condition(source: str, dimensions: Mapping[str, Dimension]) -> Condi
 # Runtime helpers
 
 
+# Builders: each takes its children's evaluators and returns the node's. The engine's closures
+# and the explanation's recording ones come from the same builders, so they compute alike.
+
+
 def _either(a: Evaluator, b: Evaluator) -> Evaluator:
     return lambda c: a(c) is True or b(c) is True
 
@@ -492,8 +552,114 @@ def _both(a: Evaluator, b: Evaluator) -> Evaluator:
     return lambda c: a(c) is True and b(c) is True
 
 
-def _literal(kind: str, value: object, offset: int) -> Node:
-    return Node(kind, offset, lambda c: value, literal=value, is_literal=True)
+def _not(a: Evaluator) -> Evaluator:
+    return lambda c: a(c) is not True
+
+
+def _negation(a: Evaluator) -> Evaluator:
+    return lambda c: _negate(a(c))
+
+
+def _age_of(moment: Evaluator) -> Evaluator:
+    return lambda c: _age(c.now, moment(c))
+
+
+def _comparison(test: Callable[[Any, Any], Any]) -> Builder:
+    def build(a: Evaluator, b: Evaluator) -> Evaluator:
+        def compare(c: Context) -> bool:
+            x, y = a(c), b(c)
+            return x is not None and y is not None and bool(test(x, y))
+
+        return compare
+
+    return build
+
+
+def _equal(a: Evaluator, b: Evaluator) -> Evaluator:
+    return lambda c: a(c) == b(c)
+
+
+def _unequal(a: Evaluator, b: Evaluator) -> Evaluator:
+    return lambda c: a(c) != b(c)
+
+
+def _member(a: Evaluator, b: Evaluator) -> Evaluator:
+    def member(c: Context) -> bool:
+        value, collection = a(c), b(c)
+        return value is not None and collection is not None and value in collection  # type: ignore[operator]
+
+    return member
+
+
+def _not_member(a: Evaluator, b: Evaluator) -> Evaluator:
+    member = _member(a, b)
+    return lambda c: not member(c)
+
+
+def _arithmetic(op: str) -> Builder:
+    def build(a: Evaluator, b: Evaluator) -> Evaluator:
+        return lambda c: _arith(op, a(c), b(c))
+
+    return build
+
+
+def _is_money(op: str, left: Node, right: Node) -> bool:
+    """Money plus, minus or times a number is money; money divided by money is a ratio."""
+    if op == "/":
+        return left.money and not right.money
+    return left.money or right.money
+
+
+def _literal(kind: str, value: object, token: Token) -> Node:
+    return Node(kind, token.offset, lambda c: value, literal=value, is_literal=True,
+                span=(token.offset, _end(token)), op=LITERAL)
+
+
+# --------------------------------------------------------------------------------------------
+# Explanation: recording closures over the same tree
+
+
+def _recorder(node: Node, values: dict[int, object], recording: dict[int, Evaluator]) -> Evaluator:
+    """``node``'s evaluator rebuilt over recording children, itself recording into ``values``.
+
+    ``recording`` receives the recording evaluator of every node of the tree, by ``id``.
+    """
+    if node.build is None:
+        inner = node.fn  # a leaf: the engine's own closure
+    else:
+        inner = node.build(*(_recorder(child, values, recording) for child in node.children))
+    key = id(node)
+
+    def record(c: Context) -> object:
+        value = inner(c)
+        values[key] = value
+        return value
+
+    recording[key] = record
+    return record
+
+
+def _preorder(node: Node) -> list[Node]:
+    return [node, *(n for child in node.children for n in _preorder(child))]
+
+
+def _evaluated(source: str, node: Node, values: dict[int, object]) -> Evaluated:
+    children = tuple(_evaluated(source, child, values) for child in _operands(node))
+    start, end = node.span
+    return Evaluated(source[start:end], node.type, values[id(node)], node.op, node.money, children)
+
+
+def _operands(node: Node) -> list[Node]:
+    """Children, with ``a and b and c`` (parsed as ``(a and b) and c``) flattened to three.
+
+    A parenthesised chain is kept whole: its span is wider than its operands'."""
+    if node.op not in ("and", "or"):
+        return list(node.children)
+    flat: list[Node] = []
+    for child in node.children:
+        same_chain = child.op == node.op and child.span[0] == child.children[0].span[0]
+        flat += _operands(child) if same_chain else [child]
+    return flat
 
 
 def _age(now: int, moment: object) -> int | None:

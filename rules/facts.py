@@ -89,6 +89,7 @@ class Window:
     value: Callable[[list[Timed]], int | Decimal]
     doc: str
     changed_by: tuple[EventKind, ...] = ()
+    money: bool = False  # its value is an amount (explanations show 2 decimals)
 
 
 def _paid(s: CustomerState) -> list[Order]:
@@ -105,7 +106,7 @@ def _spend(items: list[Timed]) -> Decimal:
 
 WINDOWS: dict[str, Window] = {
     "paid_orders": Window(_paid, _count, "paid orders within the window", ORDERS),
-    "spend": Window(_paid, _spend, "amount of paid orders within the window", ORDERS),
+    "spend": Window(_paid, _spend, "amount of paid orders within the window", ORDERS, money=True),
     "discounted_orders": Window(
         lambda s: [o for o in _paid(s) if o.discounted],
         _count,

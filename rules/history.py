@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rules.engine import TagChange
+from rules.engine import EXPIRED, TagChange
 from state.history import Edge, Interval, enter, leave, prune
 
 
@@ -15,7 +15,7 @@ def fold_changes(history: list[Interval], changes: Iterable[TagChange], now: int
         edge = Edge(change.seq, change.effective_at, change.rule_id, change.trigger, change.catalog_version,
                     change.reason)
         if change.from_tag is not None:
-            leave(history, change.from_tag, edge, expired=change.reason.get("expired") is True)
+            leave(history, change.from_tag, edge, expired=change.reason.get(EXPIRED) is True)
         if change.to_tag is not None:
             enter(history, change.to_tag, change.dimension, edge)
     prune(history, now)

@@ -49,6 +49,23 @@ def format_duration(micros: int) -> str:
     return f"{micros / SECOND}s"
 
 
+def format_span(micros: int) -> str:
+    """A duration for people, its two largest units, truncated: ``37d 4h``, ``5h 3m``, ``12s``.
+
+    Unlike ``format_duration`` it is not exact: it is for showing ages, not for writing catalogs.
+    """
+    if micros < 0:
+        return "-" + format_span(-micros)
+    parts: list[str] = []
+    rest = micros
+    for unit in ("d", "h", "m", "s"):
+        count, rest = divmod(rest, _UNITS[unit])
+        if count or parts:
+            parts.append(f"{count}{unit}")
+    shown = [part for part in parts[:2] if not part.startswith("0")]
+    return " ".join(shown) or "0s"
+
+
 def parse_timestamp(text: str) -> int:
     """ISO-8601 with an offset (``2026-11-22T10:00:00Z``) -> microseconds since the epoch.
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import csv
 import io
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -14,17 +15,23 @@ from pathlib import Path
 from typing import IO, cast
 
 import orjson
+from aiokafka.errors import KafkaConnectionError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from rules.backtest import Backtest, Row, compare
 from rules.catalog import Catalog, CatalogError, load_catalog, load_default_catalog, parse_catalog
 from rules.engine import Result
+from rules.explain import UnknownLanguage, explain, to_text
+from rules.explain import to_json as explanation_document
 from rules.replay import Replay
 from state.audience import STEPS
 from state.customer import CustomerState
 from state.events import TOPICS, InvalidEvent, parse_event
-from state.times import format_timestamp, parse_timestamp, wall_clock
+from state.times import DAY, format_timestamp, parse_timestamp, wall_clock
 from streams.messages import change_message, dumps, task_message
 from streams.settings import Settings, SettingsError
+
+WATCHED = ("tag-changes", "tasks", "dead-letters")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,21 +40,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    if args.run is not _worker:
+        # A tool's connection errors end it with one line (below), not aiokafka's retries' logs.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return int(args.run(args) or 0)
     except SettingsError as exc:
         print(f"tagengine: configuration error: {exc}", file=sys.stderr)
         return 2
+    except KafkaConnectionError as exc:
+        print(f"tagengine: cannot reach Kafka at {Settings.from_env().kafka_bootstrap_servers} ({exc}); start the "
+              "local services with `make services`, or set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 1
+    except RedisConnectionError as exc:
+        print(f"tagengine: cannot reach Redis at {Settings.from_env().redis_url} ({exc}); start the local services "
+              "with `make services`, or set REDIS_URL", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tagengine", description="Real-time customer tag engine")
+    parser.add_argument("--version", action="version", version=f"tagengine {_version()}")
     commands = parser.add_subparsers(metavar="COMMAND")
 
     worker = commands.add_parser("worker", help="run a Faust worker (configured by the environment)")
-    worker.add_argument("--loglevel", default="info")
+    worker.add_argument("--loglevel", default="info", choices=("debug", "info", "warning", "error"),
+                        help="how much the worker logs (default info)")
     worker.set_defaults(run=_worker)
 
     replay = commands.add_parser("replay", help="evaluate the catalog offline, in event time")
@@ -69,20 +89,36 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --audience: CSV (default) or JSON lines")
     replay.set_defaults(run=_replay)
 
+    explain = commands.add_parser("explain", help="why a customer holds each tag or not, replaying a file")
+    explain.add_argument("events", type=Path, help="JSON lines, as for replay")
+    explain.add_argument("customer_id", help="the customer to explain")
+    explain.add_argument("--at", help="the moment to explain (ISO-8601): later events are left out, deadlines "
+                         "up to it fire (default: the time of the latest event)")
+    explain.add_argument("--catalog", type=Path, help="catalog file (default: TAGENGINE_CATALOG or the default)")
+    explain.add_argument("--lang", help="language of names and definitions (default: the catalog's first)")
+    explain.add_argument("--json", action="store_true", help="the document GET /customers/<id>/explain returns")
+    explain.set_defaults(run=_explain)
+
     catalog = commands.add_parser("catalog", help="catalog tools").add_subparsers(metavar="ACTION")
     check = catalog.add_parser("check", help="validate a catalog file")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the catalog (YAML)")
     check.set_defaults(run=_catalog_check)
     dry = catalog.add_parser("dry-run", help="per tag, how many customers a catalog would move (running engine)")
-    dry.add_argument("file", type=Path)
+    dry.add_argument("file", type=Path, help="the candidate catalog (YAML)")
     dry.add_argument("--url", default=None, help="a worker's URL (default: http://localhost:$TAGENGINE_WEB_PORT)")
     dry.set_defaults(run=_catalog_dry_run)
 
-    generate = commands.add_parser("generate", help="produce demo / load events to Kafka")
-    generate.add_argument("--customers", type=int, default=1000)
-    generate.add_argument("--rate", type=float, default=50.0, help="events per second (0: as fast as possible)")
-    generate.add_argument("--duration", type=float, default=0, help="seconds (0: until interrupted)")
-    generate.add_argument("--history-days", type=float, default=0, help="back-date events up to this many days")
+    generate = commands.add_parser("generate", help="produce demo / load events to Kafka, or write a sample file")
+    generate.add_argument("--customers", type=_at_least(1, int), default=1000, help="distinct customers (default 1000)")
+    generate.add_argument("--rate", type=_at_least(0, float), default=50.0,
+                          help="events per second (default 50; 0: as fast as possible)")
+    generate.add_argument("--duration", type=_at_least(0, float), default=0, help="seconds (0: until interrupted)")
+    generate.add_argument("--history-days", type=_at_least(0, float), default=0,
+                          help="back-date events up to this many days (old, silent and late events appear)")
+    generate.add_argument("--out", type=Path, metavar="FILE.jsonl",
+                          help="write replay input lines to this file instead of Kafka (a sample history)")
+    generate.add_argument("--events", type=_at_least(1, int), default=10_000,
+                          help="with --out: how many events (default 10000, over the last week)")
     generate.set_defaults(run=_generate)
 
     sync = commands.add_parser("redis-sync", help="rebuild the Redis projection from the engine's state")
@@ -90,8 +126,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="also delete customers Redis has but the state has not (stop the workers first)")
     sync.set_defaults(run=_redis_sync)
 
-    watch = commands.add_parser("watch", help="print tag changes and tasks as they are published")
-    watch.add_argument("--from-beginning", action="store_true")
+    watch = commands.add_parser("watch", help="print tag changes, tasks and dead letters as they are published")
+    watch.add_argument("--from-beginning", action="store_true", help="start from the oldest message kept")
+    watch.add_argument("--json", action="store_true", help="print each message as a JSON line with its topic")
+    watch.add_argument("--customer", help="only this customer's messages")
+    watch.add_argument("--tag", help="only changes into or out of this tag, and the tasks they create")
+    watch.add_argument("--topic", action="append", choices=WATCHED, help="only these topics (repeatable)")
     watch.set_defaults(run=_watch)
     return parser
 
@@ -110,6 +150,10 @@ def _worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     catalog = _catalog(settings.catalog_path)
     if catalog is None:
+        return 1
+    if not _port_free(settings.web_host, settings.web_port):
+        print(f"tagengine worker: port {settings.web_port} is taken (another worker?); stop what uses it or set "
+              "TAGENGINE_WEB_PORT to a free port", file=sys.stderr)
         return 1
     options = kafka_options(settings)
     created = asyncio.run(
@@ -140,6 +184,18 @@ def _worker(args: argparse.Namespace) -> int:
     worker.spinner = None
     worker.execute_from_commandline()
     return 0
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server will bind it
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _catalog(path: Path | None) -> Catalog | None:
@@ -181,9 +237,11 @@ def _catalog_dry_run(args: argparse.Namespace) -> int:
         print(f"tagengine: no engine answered at {url}: {exc}", file=sys.stderr)
         return 1
     print(f"catalog {answer['version']} against {answer['customers']} customers:")
-    print(f"{'tag':<28}{'enter':>10}{'leave':>10}")
+    print(f"{'tag':<28}{'enter':>8}{'leave':>8}{'tasks':>8}  sample of those entering")
     for tag, moves in answer["tags"].items():
-        print(f"{tag:<28}{moves['enter']:>10}{moves['leave']:>10}")
+        sample = ", ".join(moves["enter_sample"])
+        print(f"{tag:<28}{moves['enter']:>8}{moves['leave']:>8}{moves['tasks']:>8}  {sample}")
+    print(f"publishing it would create {answer['tasks']} tasks at once")
     return 0
 
 
@@ -242,10 +300,12 @@ def replay_lines(
     err: IO[str],
     on_result: Callable[[Result, int], None],
     until: int | None = None,
+    skip_after: int | None = None,
 ) -> ReplayRun:
     """Feed replay input lines through the engine in event time; each result goes to
     ``on_result`` with the replay's clock. Invalid lines and records are reported on ``err``
-    with their line numbers; progress too, every few seconds, when ``err`` is a terminal."""
+    with their line numbers; progress too, every few seconds, when ``err`` is a terminal.
+    Events that occurred after ``skip_after`` are left out: the customers as they were then."""
     replay = Replay(catalog)
     # "More than 5 minutes in the future" needs a receive time, which a file does not have: the
     # wall clock stands in for it, or --until when later (events up to the declared end are not
@@ -263,6 +323,8 @@ def replay_lines(
         except InvalidEvent as exc:
             err.write(f"{name}:{number}: {exc.reason}: {exc.message}\n")
             invalid += 1
+            continue
+        if skip_after is not None and event.occurred_at > skip_after:
             continue
         for result in replay.apply(event):
             on_result(result, replay.now or event.occurred_at)
@@ -302,6 +364,46 @@ def run_replay(
         for customer_id, state in sorted(run.replay.customers.items()):
             out.write(dumps({"customer_id": customer_id, "final_tags": final_tags(catalog, state)}) + b"\n")
     return run
+
+
+# -- explain --
+
+
+def _explain(args: argparse.Namespace) -> int:
+    catalog = _catalog(args.catalog or Settings.from_env().catalog_path)
+    if catalog is None:
+        return 1
+    if args.lang is not None and args.lang not in catalog.languages:
+        print(f"tagengine explain: {UnknownLanguage(args.lang, catalog)}", file=sys.stderr)
+        return 2
+    try:
+        at = parse_timestamp(args.at) if args.at else None
+    except ValueError as exc:
+        print(f"tagengine explain: --at: {exc}", file=sys.stderr)
+        return 2
+    try:
+        source = args.events.open("rb")
+    except OSError as exc:
+        print(f"tagengine explain: cannot read the events: {exc}", file=sys.stderr)
+        return 1
+    # The same replay as ``tagengine replay``, its changes ignored: only the final state counts.
+    with source:
+        replay = replay_lines(catalog, source, str(args.events), sys.stderr, _ignore, until=at, skip_after=at).replay
+    state = replay.customers.get(args.customer_id)
+    if state is None or replay.now is None:
+        print(f"tagengine explain: unknown customer {args.customer_id!r}: no valid event of it in {args.events}"
+              + (f" up to {args.at}" if at is not None else ""), file=sys.stderr)
+        return 1
+    explanation = explain(catalog, state, at if at is not None else replay.now, args.lang)
+    if args.json:
+        sys.stdout.buffer.write(dumps(explanation_document(explanation)) + b"\n")
+    else:
+        sys.stdout.write(to_text(explanation))
+    return 0
+
+
+def _ignore(result: Result, emitted_at: int) -> None:
+    """Changes of a replay that only its final states are wanted from."""
 
 
 def _backtest(
@@ -408,9 +510,20 @@ def _replay_line(line: bytes) -> tuple[str, bytes]:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from connectors.generator import produce
+    from connectors.generator import jsonl_lines, produce
     from streams.kafka_security import kafka_options
 
+    if args.out is not None:
+        spacing = 7 * DAY // args.events  # a week of history, ending now
+        try:
+            with args.out.open("wb") as out:
+                for line in jsonl_lines(args.events, args.customers, start=wall_clock() - 7 * DAY, step=spacing):
+                    out.write(line + b"\n")
+        except OSError as exc:
+            print(f"tagengine generate: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.events} events over {args.customers} customers to {args.out}", file=sys.stderr)
+        return 0
     settings = Settings.from_env()
     asyncio.run(
         produce(
@@ -452,13 +565,38 @@ def _redis_sync(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from connectors.watch import watch
+    from connectors.watch import Filter, watch
     from streams.kafka_security import kafka_options
 
     settings = Settings.from_env()
-    options = kafka_options(settings)
-    asyncio.run(watch(settings.kafka_bootstrap_servers, settings.topic_prefix, args.from_beginning, **options))
+    wanted = Filter(tuple(args.topic or WATCHED), args.customer, args.tag)
+    asyncio.run(watch(settings.kafka_bootstrap_servers, settings.topic_prefix, wanted, args.from_beginning,
+                      args.json, **kafka_options(settings)))
     return 0
+
+
+def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` not below ``minimum``, or a clear usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, not {text}")
+        return value
+
+    return parse
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tagengine")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Configuration: one typed settings object, read from the environment once, passed down.
 
 Every variable has a default that works on a developer machine (SPEC section 7). Nothing else in
-the code reads ``os.environ``.
+the code reads ``os.environ``. When ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` are not set, the
+servers ``make services`` / ``make run`` started (``scripts/services.py`` writes their addresses to
+``.cache/services/env.sh``, in the current folder or the repository) are used: every command finds
+them without an export, and an explicit setting still wins.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from pathlib import Path
 from typing import TypeVar
 
 N = TypeVar("N", int, float)
+
+LOCAL_SERVICES = Path(".cache") / "services" / "env.sh"
+_REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 class SettingsError(ValueError):
@@ -64,7 +70,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        """From ``env``; by default from the process environment over the local services' file."""
+        env = {**local_services(), **os.environ} if env is None else env
         d = cls()  # the defaults
         redis_url = env.get("REDIS_URL", d.redis_url or "")
         catalog = env.get("TAGENGINE_CATALOG", "")
@@ -105,6 +112,21 @@ class Settings:
     def topic(self, name: str) -> str:
         """The real name of a logical topic (``orders`` -> ``<prefix>orders``)."""
         return f"{self.topic_prefix}{name}"
+
+
+def local_services(folders: tuple[Path, ...] | None = None) -> dict[str, str]:
+    """The settings ``scripts/services.py`` wrote for the servers it started, if it did (the file
+    is removed when they are stopped): ``export NAME=value`` lines."""
+    for folder in folders or (Path.cwd(), _REPOSITORY):
+        path = folder / LOCAL_SERVICES
+        if path.is_file():
+            found = {}
+            for line in path.read_text().splitlines():
+                name, _, value = line.removeprefix("export ").partition("=")
+                if value and not line.startswith("#"):
+                    found[name.strip()] = value.strip()
+            return found
+    return {}
 
 
 def _number(env: Mapping[str, str], name: str, default: N, minimum: N) -> N:

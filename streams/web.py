@@ -1,5 +1,5 @@
-"""The worker's HTTP API (SPEC sections 6, 9, 10): health, metrics, customers and their history,
-tags and their audiences over time, catalog changes.
+"""The worker's HTTP API (SPEC sections 6, 9, 10): health, metrics, customers, their history
+and explanations, tags and their audiences over time, catalog changes.
 
 Each customer lives on the worker owning its partition. A request for one customer is forwarded
 to that worker; a question about all customers (tag counts, members, dry runs) is asked of every
@@ -11,17 +11,22 @@ from __future__ import annotations
 import hmac
 from collections import Counter
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import ClientError
+from aiohttp.web import HTTPRequestEntityTooLarge
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
-from faust.web.exceptions import ServiceUnavailable
+from faust.web.exceptions import ServiceUnavailable, ValidationError, WebError
 
 from connectors.partitioning import partition_for
 from rules.catalog import Catalog, CatalogError, parse_catalog
+from rules.dry_run import DryRun, dry_run
 from rules.engine import decide_tags
+from rules.explain import UnknownLanguage, explain
+from rules.explain import to_json as explanation_document
 from state.audience import STEPS, Point, add_series
 from state.codec import decode_history, decode_state, history_key
 from state.customer import CustomerState
@@ -86,15 +91,34 @@ class CustomerHistory(EngineView):
         })
 
 
+class CustomerExplanation(EngineView):
+    """Why the customer holds each tag of the catalog or not, now (SPEC section 9)."""
+
+    async def get(self, request: Request, customer_id: str) -> Response:
+        engine = self.engine
+        language = _language(engine, request)  # refused here rather than after a hop
+        forwarded = await _at_owner(engine, customer_id, request)
+        if forwarded is not None:
+            return forwarded
+        encoded = _read(engine, customer_id, customer_id.encode())
+        if encoded is None:
+            return self.json({"error": f"unknown customer {customer_id!r}"}, status=404)
+        try:
+            explanation = explain(engine.catalog, decode_state(encoded), wall_clock(), language)
+        except UnknownLanguage as exc:  # the catalog changed since the check above
+            return self.json({"error": str(exc)}, status=400)
+        return self.json(explanation_document(explanation))
+
+
 class Tags(EngineView):
     async def get(self, request: Request) -> Response:
         counts = _local_tag_counts(self.engine)
         if request.query.get("local"):
             return self.json({"counts": counts})
+        language = _language(self.engine, request)
         total = Counter(counts)
         for peer in _peers(self.engine):
             total.update((await _ask(self.engine, "GET", peer + "/tags", ""))["counts"])
-        language = request.query.get("lang", self.engine.catalog.language)
         return self.json(catalog_document(self.engine.catalog, dict(total), language))
 
 
@@ -154,9 +178,9 @@ class Overview(EngineView):
         local = _local_overview(self.engine)
         if request.query.get("local"):
             return self.json(local)
+        language = _language(self.engine, request)
         for peer in _peers(self.engine):
             _add_overview(local, await _ask(self.engine, "GET", peer + "/overview", ""))
-        language = request.query.get("lang", self.engine.catalog.language)
         catalog = catalog_document(self.engine.catalog, local.pop("counts"), language)
         return self.json({**local, "catalog": catalog, "as_of": format_timestamp(wall_clock())})
 
@@ -169,28 +193,29 @@ class CatalogView(EngineView):
         refused = _authorise(self.engine, request)
         if refused is not None:
             return self.json({"error": refused[1]}, status=refused[0])
-        body = await request.read()
+        body = await _body(request)
         try:
             catalog = parse_catalog(body, "request")
         except CatalogError as exc:
             return self.json({"error": "invalid catalog", "problems": [str(p) for p in exc.problems]}, status=422)
+        # What the switch will do, said before it is done (the dry run of the same catalog).
+        effect = await _group_dry_run(self.engine, catalog, body)
         await self.engine.publish_catalog(body)
-        return self.json({"version": catalog.version, "status": "published; every worker switches to it"}, status=202)
+        return self.json({"version": catalog.version, "status": "published; every worker switches to it",
+                          **effect.document()}, status=202)
 
 
-class DryRun(EngineView):
+class CatalogDryRun(EngineView):
     async def post(self, request: Request) -> Response:
-        body = await request.read()
+        body = await _body(request)
         try:
             catalog = parse_catalog(body, "request")
         except CatalogError as exc:
             return self.json({"error": "invalid catalog", "problems": [str(p) for p in exc.problems]}, status=422)
-        local = dry_run(catalog, _local_states(self.engine), wall_clock())
         if request.query.get("local"):
-            return self.json(local)
-        for peer in _peers(self.engine):
-            _merge_dry_run(local, await _ask(self.engine, "POST", f"{peer}/catalog/dry-run", "", body))
-        return self.json({"version": catalog.version, **local})
+            return self.json(dry_run(catalog, self.engine.catalog, _local_states(self.engine), wall_clock()).document())
+        effect = await _group_dry_run(self.engine, catalog, body)
+        return self.json({"version": catalog.version, **effect.document()})
 
 
 ROUTES: tuple[tuple[str, type[EngineView]], ...] = (
@@ -198,12 +223,13 @@ ROUTES: tuple[tuple[str, type[EngineView]], ...] = (
     ("/metrics", Metrics),
     ("/customers/{customer_id}", Customer),
     ("/customers/{customer_id}/history", CustomerHistory),
+    ("/customers/{customer_id}/explain", CustomerExplanation),
     ("/tags", Tags),
     ("/tags/{tag}/customers", TagMembers),
     ("/tags/{tag}/audience", TagAudience),
     ("/overview", Overview),
     ("/catalog", CatalogView),
-    ("/catalog/dry-run", DryRun),
+    ("/catalog/dry-run", CatalogDryRun),
 )
 
 
@@ -287,36 +313,14 @@ def catalog_document(catalog: Catalog, counts: dict[str, int], language: str) ->
     }
 
 
-def dry_run(catalog: Catalog, states: Iterator[CustomerState], now: int) -> dict[str, Any]:
-    """Per tag, how many customers would enter and leave it under ``catalog``; changes nothing."""
-    enter: Counter[str] = Counter()
-    leave: Counter[str] = Counter()
-    customers = 0
-    for state in states:
-        customers += 1
-        decided, _ = decide_tags(catalog, state, now)
-        after: set[str] = set()
-        for value in decided.values():
-            if isinstance(value, str):
-                after.add(value)
-            elif isinstance(value, frozenset):
-                after |= value
-        before = set(state.tags)
-        enter.update(after - before)
-        leave.update(before - after)
-    tags = sorted(set(enter) | set(leave))
-    return {"customers": customers, "tags": {tag: {"enter": enter[tag], "leave": leave[tag]} for tag in tags}}
-
-
-def _merge_dry_run(into: dict[str, Any], other: dict[str, Any]) -> None:
-    into["customers"] += other.get("customers", 0)
-    for tag, moves in other.get("tags", {}).items():
-        mine = into["tags"].setdefault(tag, {"enter": 0, "leave": 0})
-        mine["enter"] += moves["enter"]
-        mine["leave"] += moves["leave"]
-
-
 # -- local data and peers --
+
+
+async def _group_dry_run(engine: Engine, catalog: Catalog, body: bytes) -> DryRun:
+    effect = dry_run(catalog, engine.catalog, _local_states(engine), wall_clock())
+    for peer in _peers(engine):
+        effect.add(DryRun.from_document(await _ask(engine, "POST", f"{peer}/catalog/dry-run", "", body)))
+    return effect
 
 
 def _local_states(engine: Engine) -> Iterator[CustomerState]:
@@ -375,6 +379,28 @@ async def _at_owner(engine: Engine, customer_id: str, request: Request) -> Respo
         return None
     except (ClientError, OSError) as error:
         raise _unavailable(error) from error
+
+
+def _language(engine: Engine, request: Request) -> str:
+    """The ``lang`` asked for (default: the catalog's first); 400 for one the catalog lacks."""
+    language = request.query.get("lang") or engine.catalog.language
+    if language not in engine.catalog.languages:
+        raise ValidationError(str(UnknownLanguage(language, engine.catalog)))
+    return language
+
+
+class TooLarge(WebError):
+    code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+async def _body(request: Request) -> bytes:
+    """The request's body; 413 with a JSON error beyond the web server's limit (1 MiB)."""
+    try:
+        body: bytes = await request.read()
+    except HTTPRequestEntityTooLarge as error:
+        raise TooLarge(f"the request body is over the web server's limit of 1 MiB ({error.text}); a catalog "
+                       "is far smaller: is this the right file?") from error
+    return body
 
 
 def _limit(request: Request) -> int:

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from builders import day
 
-from rules.expr import Condition, Context, Dimension, ExprError, compile_condition, tokenize
+from rules.expr import Condition, Context, Dimension, Evaluated, ExprError, compile_condition, tokenize
 from state.customer import CustomerState, LatestFollowup, Order
 from state.times import DAY
 
@@ -207,6 +207,66 @@ def test_age_of_a_parenthesised_fact() -> None:
 def test_reason_of_a_missing_value_is_null() -> None:
     condition = compile_("age(last_activity) >= 30d")
     assert condition.reason(Context(CustomerState("c1"), NOW, {})) == {"days_since_last_activity": None}
+
+
+# --------------------------------------------------------------------------------------------
+# evaluated(): every sub-expression as written, with its value (what explanations show)
+
+
+def evaluated(source: str, state: CustomerState | None = None, tags: dict[str, object] | None = None) -> Evaluated:
+    return compile_(source).evaluated(Context(state or customer(), NOW, tags or {}))
+
+
+def test_evaluated_shows_each_sub_expression_as_written_with_its_value() -> None:
+    root = evaluated("spend(180d)  >  5000 and age( last_activity ) < 30d")
+    assert [(node.text, node.value) for node in root.walk() if not node.is_literal] == [
+        ("spend(180d)", Decimal("3000.30")),
+        ("spend(180d)  >  5000", False),
+        ("last_activity", day(60)),
+        ("age( last_activity )", 40 * DAY),
+        ("age( last_activity ) < 30d", False),
+        ("spend(180d)  >  5000 and age( last_activity ) < 30d", False),
+    ]
+
+
+def test_evaluated_flattens_and_chains_but_keeps_parentheses() -> None:
+    root = evaluated("paid_orders_total > 0 and (has_phone or has_email) and owner_rep == \"rep1\" and true")
+    assert root.op == "and"
+    assert [child.text for child in root.children] == [
+        "paid_orders_total > 0", "(has_phone or has_email)", 'owner_rep == "rep1"', "true"]
+    assert [child.value for child in root.children] == [True, False, True, True]
+
+
+def test_evaluated_reaches_what_the_engine_short_circuits() -> None:
+    # The engine stops at the first false operand of "and"; an explanation needs the others too.
+    root = evaluated("has_phone and spend(90d) > 1 and latest_stage == \"quoted\"")
+    assert root.value is False
+    assert [child.value for child in root.children] == [False, True, True]
+
+
+def test_evaluated_agrees_with_the_engine_on_every_condition() -> None:
+    sources = [
+        'lifecycle == "mature" and age(last_activity) >= 90d',
+        "not (spend(90d) - spend(30d) >= 1000) or -paid_orders(90d) < -1",
+        '"price_sensitive" in behavior and spend(180d) / paid_orders(180d) > 1000',
+        'latest_stage not in ["won", "lost"] and 1 / 0 == null',
+    ]
+    tags: dict[str, object] = {"lifecycle": "mature", "behavior": frozenset({"price_sensitive"})}
+    for source in sources:
+        for state in (customer(), CustomerState("c2")):
+            ctx = Context(state, NOW, tags)
+            assert (compile_(source).evaluated(ctx).value is True) == compile_(source)(ctx), source
+
+
+def test_evaluated_marks_money() -> None:
+    root = evaluated("spend(90d) / paid_orders(90d) > spend(90d) / spend(180d) + paid_orders(30d)")
+    money = {node.text: node.money for node in root.walk() if not node.is_literal}
+    assert money == {
+        "spend(90d)": True, "paid_orders(90d)": False, "spend(90d) / paid_orders(90d)": True,
+        "spend(180d)": True, "spend(90d) / spend(180d)": False, "paid_orders(30d)": False,
+        "spend(90d) / spend(180d) + paid_orders(30d)": False,
+        "spend(90d) / paid_orders(90d) > spend(90d) / spend(180d) + paid_orders(30d)": False,
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -100,13 +100,15 @@ async def test_dry_run_counts_match_what_the_catalog_change_then_does(group: Sho
         await changes.wait_for(lambda m: len({c["customer_id"] for c in m}) == 25, what="25 customers known")
         status, dry = await call(first, "POST", "/catalog/dry-run", NEW_CATALOG)
         assert status == 200 and dry["customers"] == 25
-        assert dry["tags"]["regular"] == {"enter": 10, "leave": 0}  # type: ignore[index]
-        assert dry["tags"]["occasional"] == {"enter": 15, "leave": 0}  # type: ignore[index]
-        assert dry["tags"]["new"] == {"enter": 0, "leave": 25}  # type: ignore[index]
+        assert dry["tags"]["regular"] == {  # type: ignore[index]
+            "enter": 10, "leave": 0, "tasks": 0, "enter_sample": sorted(regulars)[:5], "leave_sample": []}
+        assert dry["tags"]["occasional"]["enter"] == 15  # type: ignore[index]
+        assert dry["tags"]["new"]["leave"] == 25 and dry["tags"]["mature"]["leave"] == 0  # type: ignore[index]
+        assert dry["tasks"] == 0
         assert not [c for c in changes.messages if c["trigger"] == "catalog"], "a dry run publishes nothing"
 
         status, put = await call(first, "PUT", "/catalog", NEW_CATALOG, {"Authorization": f"Bearer {TOKEN}"})
-        assert status == 202
+        assert status == 202 and put["tasks"] == 0 and put["tags"] == dry["tags"]  # said before it is done
         catalog_changes = await changes.wait_for(
             lambda m: sum(1 for c in m if c["trigger"] == "catalog" and c["to"] is not None) == 25,
             what="every customer re-evaluated")
@@ -162,9 +164,13 @@ async def test_questions_the_api_cannot_answer_get_a_clear_error(group: Shop) ->
         ("/tags/new/audience?from=yesterday", 400, "not an ISO-8601 timestamp"),
         ("/tags/new/audience?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", 400, "from must be before to"),
         ("/tags/new/audience?step=1h&from=2020-01-01T00:00:00Z", 400, "at most 10000 points"),
+        ("/tags?lang=fr", 400, "unknown language 'fr': the catalog has en, zh"),
+        ("/overview?lang=fr", 400, "unknown language 'fr'"),
     ]:
         answer = await call(worker, "GET", path)
         assert answer[0] == status and words in str(answer[1]["error"]), (path, answer)
+    status, answer = await call(worker, "POST", "/catalog/dry-run", b"x" * (2 << 20))
+    assert status == 413 and "is this the right file?" in str(answer["error"])
 
 
 async def test_members_of_a_tag_page_through_every_customer_exactly_once(group: Shop) -> None:

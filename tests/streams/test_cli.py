@@ -1,7 +1,9 @@
-"""The command line as a user runs it: replay and catalog check (no servers needed)."""
+"""The command line as a user runs it: replay, explain and catalog check (no servers needed)."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +125,104 @@ def test_a_backtest_prints_csv_with_every_tag_in_every_bucket(tmp_path: Path) ->
     assert len(rows) == 3 * sum(1 for line in (ROOT / "rules" / "default_catalog.yaml").read_text().splitlines()
                                 if line.startswith("        name:"))
     assert tagengine("replay", str(events), "--against", "x.yaml").returncode == 2
+
+
+def test_a_tool_without_a_broker_says_so_in_one_line_and_exits_1() -> None:
+    for command in (["watch"], ["generate", "--duration", "1"]):
+        result = subprocess.run([sys.executable, "-m", "streams.cli", *command], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60, check=False,
+                                env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+        assert result.returncode == 1, command
+        assert result.stderr.count("\n") == 1 and "cannot reach Kafka at 127.0.0.1:1" in result.stderr
+        assert "make services" in result.stderr
+
+
+def test_a_worker_whose_web_port_is_taken_says_so_and_exits_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "streams.cli", "worker"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60, check=False,
+                                env={**os.environ, "TAGENGINE_WEB_PORT": str(port)})
+    assert result.returncode == 1 and f"port {port} is taken" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_local_services_file_is_found_and_an_explicit_setting_wins(tmp_path: Path) -> None:
+    from streams.settings import LOCAL_SERVICES, Settings, local_services
+
+    (tmp_path / LOCAL_SERVICES).parent.mkdir(parents=True)
+    (tmp_path / LOCAL_SERVICES).write_text("# Written by scripts/services.py\n"
+                                           "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:39092\n"
+                                           "export REDIS_URL=redis://127.0.0.1:36379/0\n")
+    found = local_services((tmp_path,))
+    assert Settings.from_env(found).kafka_bootstrap_servers == "127.0.0.1:39092"
+    assert Settings.from_env({**found, "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}).kafka_bootstrap_servers == "kafka:9092"
+    assert local_services((tmp_path / "elsewhere",)) == {}
+
+
+def test_numbers_out_of_range_are_usage_errors_and_the_version_is_printed() -> None:
+    for arguments, words in ((["--customers", "0"], "must be at least 1"), (["--rate", "-5"], "must be at least 0"),
+                             (["--customers", "ten"], "'ten' is not a whole number")):
+        result = tagengine("generate", *arguments)
+        assert result.returncode == 2 and words in result.stderr, arguments
+    version = tagengine("--version")
+    assert version.returncode == 0 and version.stdout.startswith("tagengine ")
+
+
+def test_generate_writes_a_sample_history_that_replays(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.jsonl"
+    assert tagengine("generate", "--out", str(sample), "--events", "500", "--customers", "50").returncode == 0
+    assert len(sample.read_bytes().splitlines()) == 500
+    replayed = tagengine("replay", str(sample), "--final")
+    assert replayed.returncode == 0 and '"final_tags"' in replayed.stdout
+
+
+def order_line(n: int, at: str, amount: str = "1500") -> dict[str, object]:
+    return {"topic": "orders", "value": {"event_id": f"o{n}", "customer_id": "c1", "occurred_at": at,
+                                         "order_id": f"order{n}", "amount": amount, "status": "paid"}}
+
+
+FOUR_ORDERS = [order_line(n, f"2026-01-0{n + 1}T10:00:00Z") for n in range(4)]
+
+
+def test_explain_replays_the_file_and_tells_why_each_tag_is_held_or_not(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(lines(*FOUR_ORDERS))
+    result = tagengine("explain", str(events), "c1")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.startswith("customer c1 at 2026-01-04T10:00:00Z (catalog default ")
+    assert "+ high_value — High-value customer: held since 2026-01-04T10:00:00Z" in text
+    assert "      spend(180d) = 6000.00\n      spend(180d) > 5000 = true\n      paid_orders(180d) = 4\n" in text
+    assert "- potential_high_value — Potential high-value customer: not held: its condition holds, " \
+           "but high_value comes first" in text
+    assert "- prospect — Prospect: not held: fails paid_orders_total == 0" in text
+
+
+def test_explain_at_a_moment_leaves_later_events_out_and_fires_deadlines_up_to_it(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(lines(*FOUR_ORDERS, order_line(9, "2026-03-01T00:00:00Z", "10")))
+    result = tagengine("explain", str(events), "c1", "--at", "2026-02-10T10:00:00Z", "--json", "--lang", "zh")
+    assert result.returncode == 0, result.stderr
+    document = orjson.loads(result.stdout)
+    assert document["at"] == "2026-02-10T10:00:00Z" and document["language"] == "zh"
+    tags = {t["tag"]: t for d in document["dimensions"] for t in d["tags"]}
+    assert tags["silent"]["held"] and tags["silent"]["since"] == "2026-02-03T10:00:00Z"  # 30 days after
+    assert tags["silent"]["values"]["age(last_activity)"] == "37d"
+    assert tags["high_value"]["values"]["paid_orders(180d)"] == "4"  # the order of March is left out
+    assert tags["mature"]["name"] == "成熟客户"
+
+
+def test_explain_errors_are_one_line_with_a_non_zero_exit(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(lines(*FOUR_ORDERS))
+    missing = tagengine("explain", str(tmp_path / "missing.jsonl"), "c1")
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+    assert missing.stderr.startswith("tagengine explain: cannot read the events: ")
+    unknown = tagengine("explain", str(events), "nobody")
+    assert unknown.returncode == 1
+    assert unknown.stderr == f"tagengine explain: unknown customer 'nobody': no valid event of it in {events}\n"
+    language = tagengine("explain", str(events), "c1", "--lang", "fr")
+    assert language.returncode == 2
+    assert language.stderr == "tagengine explain: unknown language 'fr': the catalog has en, zh\n"

@@ -103,5 +103,9 @@ async def test_a_tag_expires_live_at_since_plus_valid_for_and_is_not_given_back(
     state = await asyncio.to_thread(worker.customer, "vic")
     assert state is not None and state["seq"] == 2
     assert isinstance(state["tags"], dict) and list(state["tags"]) == ["regular"]
+    # The history archives the stay in welcome as expired.
+    _, body = await asyncio.to_thread(worker.get, "/customers/vic/history?tag=welcome")
+    [stay] = orjson.loads(body)["intervals"]
+    assert (stay["expired"], stay["left_at"], stay["left"]["change_id"]) == (True, expired["effective_at"], "vic:2")
     last_login = parse_timestamp(orjson.loads(lines[-1])["value"]["occurred_at"])
     assert_same_changes(changes.messages, cluster.replay(lines, last_login + 10 * SECOND))
