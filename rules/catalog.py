@@ -100,6 +100,10 @@ class Catalog:
         return self.languages[0]
 
 
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
 def moved_by(dimensions: list[DimensionRule]) -> dict[type, frozenset[str]]:
     """For each kind of event, the dimensions an event of that kind can move: those with a tag
     whose condition reads a fact or window the event can change, and those that read such a
@@ -212,6 +216,11 @@ class _Reader:
     def texts(self, node: yaml.Node | None, what: str) -> dict[str, str]:
         """A text in every language of the catalog: {en: ..., zh: ...}."""
         fields = self.mapping(node, what, set())
+        if isinstance(node, yaml.MappingNode) and node.flow_style and any(_is_null(v) for v in fields.values()):
+            # {en: Has no email, but a phone} reads as two entries, the second with no text.
+            self.problem(node, f"{what}: in {{...}} a comma separates entries; put a text that contains a comma "
+                         'in quotes, e.g. en: "Has no email, but a phone"')
+            return {lang: value.value for lang, value in fields.items() if not _is_null(value)}
         result = {lang: self.scalar(value, f"{what}.{lang}") or "" for lang, value in fields.items()}
         missing = [lang for lang in self.languages if lang not in result]
         if node is not None and fields and missing:
@@ -230,6 +239,9 @@ class _Reader:
         self.languages = self.language_list(top.get("languages"))
         dims_node = self.required(top, "dimensions", root, "catalog")
         raw_dimensions = self.mapping(dims_node, "dimensions", set())
+        if isinstance(dims_node, yaml.MappingNode) and not raw_dimensions:
+            self.problem(dims_node, "the catalog has no dimensions: switching to it would take every tag from "
+                         "every customer")
         shapes = self.dimension_shapes(raw_dimensions)
         dimensions = [
             dimension

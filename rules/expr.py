@@ -495,7 +495,11 @@ class _Parser:
         return _node(BOOL, token.offset, "in", _member, left, right)
 
     def _check_tag(self, dimension_node: Node, value_node: Node) -> None:
-        """``lifecycle == "matur"`` is an unknown tag, not a condition that is always false."""
+        """``lifecycle == "matur"`` is an unknown tag, not a condition that is always false; so is
+        ``latest_stage == "qoted"`` an unknown stage."""
+        if dimension_node.fact is not None:
+            self._check_domain(dimension_node.fact, value_node)
+            return
         name = dimension_node.literal
         if dimension_node.is_literal or not isinstance(name, str) or name not in self.dimensions:
             return
@@ -509,6 +513,16 @@ class _Parser:
                     f"unknown tag {value!r} in dimension {name!r} (it has: {tags})",
                     value_node.offset,
                 )
+
+    def _check_domain(self, fact: str, value_node: Node) -> None:
+        domain = FACTS[fact].domain
+        if not domain or not value_node.is_literal or value_node.literal is None:
+            return
+        values = value_node.literal if isinstance(value_node.literal, frozenset) else {value_node.literal}
+        for value in sorted(str(v) for v in values):
+            if value not in domain:
+                hint = _suggest(value, list(domain))
+                raise ExprError(f"{fact} is never {value!r}{hint}: it is one of {', '.join(domain)}", value_node.offset)
 
     def _arithmetic(self, token: Token, left: Node, right: Node, types: tuple[str, ...]) -> Node:
         if left.type != right.type or left.type not in types:

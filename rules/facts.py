@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from state.customer import CustomerState, Order
-from state.events import FollowupEvent, LoginEvent, OrderEvent, ProfileEvent
+from state.events import STAGES, FollowupEvent, LoginEvent, OrderEvent, ProfileEvent
 
 # Types of the expression language.
 BOOL = "bool"
@@ -41,6 +41,9 @@ class Fact:
     # The only kinds of event whose application can change the value (tests/rules/test_facts.py
     # checks it on generated events): the engine re-decides only the dimensions such events can move.
     changed_by: tuple[EventKind, ...] = ()
+    # Every value a string fact can take, when input validation limits it: comparing with anything
+    # else is a typo the catalog checker refuses (``latest_stage == "qoted"``).
+    domain: tuple[str, ...] = ()
 
 
 def _latest_followup_at(s: CustomerState) -> int | None:
@@ -63,7 +66,8 @@ FACTS: dict[str, Fact] = {
     "last_activity": Fact(
         TIME, lambda s: s.last_activity_at, "latest login or order event (paid or refunded)", changed_by=ACTIVITY),
     "latest_followup": Fact(TIME, _latest_followup_at, "time of the latest follow-up", changed_by=FOLLOWUPS),
-    "latest_stage": Fact(STRING, _latest_stage, "sales stage of the latest follow-up", changed_by=FOLLOWUPS),
+    "latest_stage": Fact(
+        STRING, _latest_stage, "sales stage of the latest follow-up", changed_by=FOLLOWUPS, domain=STAGES),
     "latest_rep": Fact(STRING, _latest_rep, "rep_id of the latest follow-up", changed_by=FOLLOWUPS),
     "owner_rep": Fact(STRING, lambda s: s.owner_rep, "the profile's owner rep", changed_by=PROFILE),
     "source_channel": Fact(STRING, lambda s: s.source_channel, "the profile's source channel", changed_by=PROFILE),

@@ -9,12 +9,14 @@ and data folders, short session timeout) under a steady stream of events:
 - ``--mode fresh``: per run a new engine whose two workers start together (``start``; or b
   ``--join-after`` seconds after a: ``join``), then a is killed ``--kill-after`` s after the start.
 
-For each event it measures, on every live worker, how long until every input partition that
-worker owns has advanced again (``resumed after``), and whether an owned partition with records
-waiting sat still for ``--stall-after`` seconds while the worker was ready (not rebalancing,
-table recovered), and why: ``undelivered`` (aiokafka's position is past records Faust never
-handed on), ``paused``, ``not fetched``, or ``queued`` (aiokafka holds its next records and a busy
-worker has not got to them: reported, not a stall unless the run times out).
+For each event it measures, on every live worker, how long until every input partition that worker
+owns has advanced again (``resumed after``), and whether an owned partition with records waiting
+sat still for ``--stall-after`` seconds while the worker was ready (not rebalancing, table
+recovered, its event loop free: time while the loop was busy with a batch, seen as a gap of over
+``BUSY_GAP`` between snapshots, is not stillness and is reported as "loop busy"), and why:
+``undelivered`` (aiokafka's position is past records Faust never handed on), ``paused``, ``not
+fetched``, or ``queued`` (aiokafka holds its next records and a busy worker has not got to them:
+reported, not a stall unless the run times out).
 
 The workers run through this script (``_worker``), which adds an instrumentation timer to the
 engine: every 0.2 s it writes a JSON line to ``<worker>.<start>.probe.jsonl`` with, for each input
@@ -337,6 +339,8 @@ class Watch:
     stalled: dict[str, dict[str, Any]] = field(default_factory=dict)  # tp -> snapshot of a stall
     longest: float = 0.0
     done: dict[str, bool] = field(default_factory=dict)  # tp -> advanced (or idle) in this generation
+    last_t: float | None = None  # time of the previous snapshot
+    busy: float = 0.0  # the longest gap between snapshots: the worker's event loop was blocked
 
     def feed(self, snap: dict[str, Any], stall_after: float) -> None:  # noqa: C901  # one pass, kept together
         ready = (snap["gen"] > self.after_gen and not snap["rebalancing"] and snap["recovered"]
@@ -349,6 +353,15 @@ class Watch:
         now = snap["t"]
         if self.ready_at is None:
             self.ready_at = now
+        gap = now - self.last_t if self.last_t is not None else 0.0
+        self.last_t = now
+        if gap > BUSY_GAP:
+            # Snapshots come from a timer on the worker's event loop: a long gap means the loop was
+            # busy (a batch is processed synchronously), not that a partition was left unfetched.
+            # That time is not stillness.
+            self.busy = max(self.busy, gap)
+            for tp in self.moved:
+                self.moved[tp] += gap
         for tp, s in snap["tps"].items():
             if tp.split("[")[0] not in INPUTS:
                 continue
@@ -375,6 +388,10 @@ class Watch:
                 self.stalled[tp] = dict(self.stills[tp], still=round(still, 1))
         if self.resumed_at is None and self.done and all(self.done.values()):
             self.resumed_at = now
+
+
+BUSY_GAP = 1.0
+"""Seconds between two snapshots (taken every 0.2 s) beyond which the worker's loop was busy."""
 
 
 def diagnose(state: dict[str, Any], position: int) -> str:
@@ -463,6 +480,7 @@ async def observe(
             "resumed_after": round(watch.resumed_at - started, 2) if watch.resumed_at else None,
             "gen": watch.gen,
             "longest_still": round(watch.longest, 1),
+            "busy": round(watch.busy, 1),
             "watchdog_rejoins": log.count("made no progress"),
             "stalled": watch.stalled,
             "stills": {tp: state["why"] for tp, state in watch.stills.items()},
@@ -478,6 +496,7 @@ def report(result: dict[str, Any], verbose: bool) -> None:
         stills = ", ".join(f"{tp} {why}" for tp, why in w["stills"].items())
         parts.append(f"{name}: ready {w['ready_after']} s, resumed {w['resumed_after']} s, "
                      f"longest still {w['longest_still']} s{' (' + stills + ')' if stills else ''}, "
+                     f"{'loop busy ' + str(w['busy']) + ' s, ' if w['busy'] else ''}"
                      f"watchdog rejoins {w['watchdog_rejoins']}")
     print(f"{result['kind']:8} run {result['run']:3}: stalled {'yes' if result['stalled'] else 'no ':3} "
           f"resumed after {seconds if seconds is not None else 'NEVER'} s   ({'; '.join(parts)})", flush=True)

@@ -368,3 +368,25 @@ def test_several_problems_in_one_file_are_all_reported_in_line_order() -> None:
     ]
     message = str(CatalogError(found))
     assert message.count("x.yaml:") == 4
+
+
+def test_a_catalog_without_dimensions_is_refused_as_it_would_drop_every_tag() -> None:
+    problem = only_problem("catalog: empty\ndimensions: {}\n")
+    assert str(problem) == ("x.yaml:2: the catalog has no dimensions: switching to it would take every tag "
+                            "from every customer")
+
+
+def test_a_stage_that_does_not_exist_is_refused_with_the_closest_one() -> None:
+    text = edit("when: paid_orders_total >= 1", 'when: latest_stage in ["proposal", "qoted"]')
+    problem = only_problem(text)
+    assert problem.line == line_of(text, "qoted")
+    assert problem.message.startswith("in condition: latest_stage is never 'qoted' (did you mean 'quoted'?): "
+                                      "it is one of new_lead, contacted")
+
+
+def test_an_unquoted_comma_in_a_text_is_explained_in_plain_words() -> None:
+    text = edit("definition: {en: Small spender, zh: 小客户}", "definition: {en: Has no email, but a phone, zh: 小}")
+    problem = only_problem(text)
+    assert problem.line == line_of(text, "but a phone")
+    assert problem.message == ("tag 'small'.definition: in {...} a comma separates entries; put a text that "
+                               'contains a comma in quotes, e.g. en: "Has no email, but a phone"')
