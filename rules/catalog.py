@@ -93,6 +93,9 @@ class Catalog:
     windows: frozenset[tuple[str, int]] = frozenset()
     # Per kind of event, the dimensions whose tags such an event can move (see ``moved_by``).
     moved_by: dict[type, frozenset[str]] = field(default_factory=dict)
+    # The tags with a validity period, and its length: most catalogs have none, and then the
+    # engine skips that part of its work (rules/engine.py).
+    valid_for: dict[str, int] = field(default_factory=dict)
 
     @property
     def language(self) -> str:
@@ -253,7 +256,7 @@ class _Reader:
         ages = frozenset(a for t in tags.values() for a in t.condition.ages)
         windows = frozenset(w for t in tags.values() for w in t.condition.windows)
         return Catalog(name, version, self.languages, tuple(ordered), self.source, tags, ages, windows,
-                       moved_by(ordered))
+                       moved_by(ordered), {t.name: t.valid_for for t in tags.values() if t.valid_for is not None})
 
     def language_list(self, node: yaml.Node | None) -> tuple[str, ...]:
         if node is None:

@@ -18,6 +18,7 @@ place) and kept in ``state.expired`` until an evaluation sees its condition fals
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from rules.catalog import OWNER, Catalog, TagRule
@@ -170,29 +171,24 @@ def _decide(
 def unavailable(catalog: Catalog, state: CustomerState, now: int) -> frozenset[str]:
     """Tags the customer cannot hold at ``now`` whatever their conditions say: held tags whose
     validity has ended, and expired tags not qualified again (while the catalog limits them)."""
-    awaiting = {tag for tag in state.expired if _valid_for(catalog, tag) is not None}
+    if not catalog.valid_for:
+        return frozenset()
+    awaiting = {tag for tag in state.expired if tag in catalog.valid_for}
     return expired_at(catalog, state, now) | awaiting
 
 
 def expired_at(catalog: Catalog, state: CustomerState, now: int) -> frozenset[str]:
     """Held tags whose validity period has ended at ``now`` (``since + valid_for <= now``)."""
-    ended = set()
-    for tag, held in state.tags.items():
-        end = _validity_end(catalog, tag, held)
-        if end is not None and end <= now:
-            ended.add(tag)
-    return frozenset(ended)
+    return frozenset(tag for tag, end in _validity_ends(catalog, state) if end <= now)
 
 
-def _valid_for(catalog: Catalog, tag: str) -> int | None:
-    rule = catalog.tags.get(tag)
-    return rule.valid_for if rule is not None else None
-
-
-def _validity_end(catalog: Catalog, tag: str, held: TagState) -> int | None:
-    """The moment a held tag expires, if the catalog limits it."""
-    valid_for = _valid_for(catalog, tag)
-    return held.since + valid_for if valid_for is not None else None
+def _validity_ends(catalog: Catalog, state: CustomerState) -> Iterator[tuple[str, int]]:
+    """Each held tag the catalog limits, with the moment it expires."""
+    limits = catalog.valid_for
+    if limits:
+        for tag, held in state.tags.items():
+            if tag in limits:
+                yield tag, held.since + limits[tag]
 
 
 def _holding(state: CustomerState) -> dict[str, list[str]]:
@@ -217,10 +213,7 @@ def next_deadline(catalog: Catalog, state: CustomerState, now: int) -> int | Non
         moment = window_deadline(elements[name], now, length)  # type: ignore[arg-type]
         if moment is not None:
             candidates.append(moment)
-    for tag, held in state.tags.items():
-        end = _validity_end(catalog, tag, held)
-        if end is not None and end > now:
-            candidates.append(end)
+    candidates += [end for _, end in _validity_ends(catalog, state) if end > now]
     return min(candidates) if candidates else None
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from state.customer import CustomerState, Followup, LatestFollowup, Order, TagState
-from state.history import Edge, Interval
+from state.history import Edge, Step
 
 FORMAT_VERSION = 1
 _DISCOUNTED, _NEW_PRODUCT, _REFUNDED = 1, 2, 4
@@ -136,33 +136,31 @@ def peek_catalog_version(data: bytes) -> str:
 _HISTORY = b"\x01h:"
 
 
-def history_key(customer_id: str) -> bytes:
-    """The table key of a customer's history (stored in the customer's partition)."""
-    return _HISTORY + customer_id.encode()
+def history_prefix(customer_id: str) -> bytes:
+    """The start of the table keys of a customer's history steps (in the customer's partition);
+    the NUL after the id keeps one customer's keys apart from another's whose id it begins."""
+    return _HISTORY + customer_id.encode() + b"\x00"
+
+
+def history_key(customer_id: str, seq: int) -> bytes:
+    """The table key of one step: big-endian seq, so a customer's steps sort in seq order."""
+    return history_prefix(customer_id) + seq.to_bytes(8, "big")
 
 
 def is_customer_key(key: bytes) -> bool:
-    """Whether a table key holds a customer state (not a history, audience bucket or marker)."""
+    """Whether a table key holds a customer state (not a history step, audience bucket or marker)."""
     return not key or key[0] >= 0x20
 
 
-def encode_history(history: list[Interval]) -> bytes:
-    return orjson.dumps([
-        [i.tag, i.dimension, _edge(i.entered), _edge(i.left) if i.left else 0, int(i.expired)] for i in history
-    ])
+def encode_step(step: Step) -> bytes:
+    e = step.edge
+    return orjson.dumps([step.dimension, step.from_tag, step.to_tag, e.seq, e.at, e.rule_id, e.trigger,
+                         e.catalog_version, e.reason, int(step.expired)])
 
 
-def decode_history(data: bytes | None) -> list[Interval]:
-    if not data:
-        return []
-    return [
-        Interval(tag, dimension, Edge(*entered), Edge(*left) if left else None, bool(expired))
-        for tag, dimension, entered, left, expired in orjson.loads(data)
-    ]
-
-
-def _edge(edge: Edge) -> list[object]:
-    return [edge.seq, edge.at, edge.rule_id, edge.trigger, edge.catalog_version, edge.reason]
+def decode_step(data: bytes) -> Step:
+    dimension, from_tag, to_tag, seq, at, rule_id, trigger, version, reason, expired = orjson.loads(data)
+    return Step(dimension, from_tag, to_tag, Edge(seq, at, rule_id, trigger, version, reason), bool(expired))
 
 
 # -- audience buckets -------------------------------------------------------------------------

@@ -1,25 +1,22 @@
-"""A customer's tag history: one interval per stay in a tag, kept bounded.
+"""A customer's tag history: one interval per stay in a tag, folded from its stored steps.
 
-An interval opens with the change that entered the tag and closes with the change that left it
-(``left`` is None while the tag is held). The history is a fold of the customer's tag changes in
-``seq`` order, nothing more: the engine folds each batch's changes into it, and the same fold
-over the ``tag-changes`` topic rebuilds it. Intervals are kept newest first, the order they are
-read in.
+Each tag change of a customer is stored once, as a ``Step`` (the change as the history needs it),
+under a key of its own: writing the history of a batch is appending its steps, never reading and
+rewriting what came before. Reading folds the customer's steps, in ``seq`` order, into intervals:
+one opens with the step that entered a tag and closes with the step that left it (``left`` is None
+while the tag is held). The same fold over the ``tag-changes`` topic rebuilds it.
 
-Retention: every open interval, and of the closed ones at least the newest ``KEEP_INTERVALS`` or
-those that closed within ``KEEP_FOR``, whichever is more, but never more than ``MAX_INTERVALS``
-in all (a customer flapping in and out of a tag hundreds of times a year keeps the newest ones).
+Retention: the last ``KEEP_STEPS`` steps of each customer (the step ``KEEP_STEPS`` before a new one
+is deleted with it). That is at least 1,000 intervals, which covers "the last 365 days or the last
+100 intervals, whichever is more" for any customer whose tags change fewer than 2,000 times a year.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from state.times import DAY
-
-KEEP_INTERVALS = 100
-KEEP_FOR = 365 * DAY
-MAX_INTERVALS = 1000
+KEEP_STEPS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +31,17 @@ class Edge:
     reason: dict[str, object]
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One tag change of a customer, as its history keeps it."""
+
+    dimension: str
+    from_tag: str | None
+    to_tag: str | None
+    edge: Edge
+    expired: bool  # the tag left was removed at the end of its validity period
+
+
 @dataclass(slots=True)
 class Interval:
     tag: str
@@ -43,34 +51,22 @@ class Interval:
     expired: bool = False  # left because its validity period ran out
 
 
-def enter(history: list[Interval], tag: str, dimension: str, edge: Edge) -> None:
-    """Open an interval (newest first)."""
-    history.insert(0, Interval(tag, dimension, edge))
+def fold(steps: Iterable[Step]) -> list[Interval]:
+    """The intervals of these steps (taken in ``seq`` order), newest first.
 
-
-def leave(history: list[Interval], tag: str, edge: Edge, expired: bool) -> None:
-    """Close the open interval of ``tag``; a history pruned or started after it opened has
-    none, and then there is nothing to close."""
-    for interval in history:
-        if interval.tag == tag and interval.left is None:
-            interval.left = edge
-            interval.expired = expired
-            return
-
-
-def prune(history: list[Interval], now: int) -> None:
-    """Drop closed intervals beyond what the retention keeps (see the module docstring)."""
-    if len(history) <= KEEP_INTERVALS:
-        return
-    kept: list[Interval] = []
-    closed = 0
-    for interval in history:  # newest first
-        if interval.left is not None:
-            closed += 1
-            if closed > KEEP_INTERVALS and now - interval.left.at >= KEEP_FOR:
-                continue
-        kept.append(interval)
-    history[:] = kept[:MAX_INTERVALS]
+    A step leaving a tag whose entry is no longer kept closes nothing: that stay is forgotten.
+    """
+    intervals: list[Interval] = []
+    open_: dict[str, Interval] = {}
+    for step in sorted(steps, key=lambda s: s.edge.seq):
+        if step.from_tag is not None and step.from_tag in open_:
+            closed = open_.pop(step.from_tag)
+            closed.left, closed.expired = step.edge, step.expired
+        if step.to_tag is not None:
+            open_[step.to_tag] = Interval(step.to_tag, step.dimension, step.edge)
+            intervals.append(open_[step.to_tag])
+    intervals.reverse()
+    return intervals
 
 
 def page(

@@ -122,6 +122,26 @@ class CustomerTable(faust.Table[bytes, bytes]):
                 yield key, value
         yield from ((key, value) for key, value in staged.items() if value is not None)
 
+    def prefixed(self, partition: int, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """The entries of a partition whose keys start with ``prefix``, in key order, staged writes
+        included."""
+        store: Any = self.data
+        if hasattr(store, "_db_for_partition"):
+            found = {}
+            for key, value in store._db_for_partition(partition).items(from_key=prefix):
+                if not key.startswith(prefix):
+                    break
+                found[key] = value
+        else:
+            found = {key: value for key, value in store.data.items() if key.startswith(prefix)}
+        for key, value in self._staged.get(partition, {}).items():
+            if key.startswith(prefix):
+                if value is None:
+                    found.pop(key, None)
+                else:
+                    found[key] = value
+        return sorted(found.items())
+
     def customers(self, partitions: Iterable[int]) -> Iterator[tuple[bytes, bytes]]:
         """Every (customer id, encoded state) of these partitions (see ``entries``)."""
         return ((key, value) for key, value in self.entries(partitions) if is_customer_key(key))

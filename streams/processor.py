@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from connectors.kafka_admin import TICKS
 from connectors.partitioning import partition_for
 from rules.catalog import Catalog
 from rules.engine import Result, TagChange, Task, fire_deadlines, process_event, reevaluate
-from rules.history import fold_changes
+from rules.history import step_of
 from state.audience import Audience
 from state.cache import StateCache
 from state.census import Census
@@ -26,11 +27,10 @@ from state.codec import (
     audience_day_of,
     audience_key,
     decode_audience_day,
-    decode_history,
     decode_state,
     encode_audience_day,
-    encode_history,
     encode_state,
+    encode_step,
     history_key,
     is_customer_key,
     peek_catalog_version,
@@ -41,7 +41,10 @@ from state.codec import (
 from state.customer import CustomerState, Outcome
 from state.deadlines import DeadlineIndex
 from state.events import InvalidEvent, parse_event
+from state.history import KEEP_STEPS
 from streams.messages import DeadLetter
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +127,11 @@ class BatchProcessor:
             writes[customer_id.encode()] = encode_state(state)
             if customer_id in changes:
                 run.batch.changed.append(state)
-                writes[history_key(customer_id)] = self._history_with(home, customer_id, changes[customer_id], now)
-                audience = self.audiences.setdefault(home, Audience())
+                audience = _of(self.audiences, home, Audience)
                 for change in changes[customer_id]:
                     audience.move(change.from_tag, change.to_tag, change.effective_at)
-            self.deadlines.setdefault(home, DeadlineIndex()).set(customer_id, state.next_deadline)
+                    _append_step(writes, change)
+            _of(self.deadlines, home, DeadlineIndex).set(customer_id, state.next_deadline)
             self.cache.put(home, state)
             self._count(home, customer_id, state, run.channels_before)
         for home, writes in run.batch.states.items():
@@ -138,17 +141,11 @@ class BatchProcessor:
         return run.batch
 
     def _count(self, partition: int, customer_id: str, state: CustomerState, before: dict[str, str | None]) -> None:
-        census = self.censuses.setdefault(partition, Census())
+        census = _of(self.censuses, partition, Census)
         if customer_id in before:
             census.moved(before[customer_id], state.source_channel)
         else:
             census.count(state.source_channel)
-
-    def _history_with(self, partition: int, customer_id: str, changes: list[TagChange], now: int) -> bytes:
-        key = history_key(customer_id)
-        history = decode_history(self.load(partition, key))
-        fold_changes(history, changes, now)
-        return encode_history(history)
 
     def rebuild(self, partitions: set[int], entries: Iterable[tuple[bytes, bytes]]) -> int:
         """Index the given partitions from their table entries (key, value): the customers'
@@ -193,6 +190,22 @@ class BatchProcessor:
             return state
         encoded = self.load(partition, customer_id.encode())
         return decode_state(encoded) if encoded is not None else None
+
+
+def _of(per_partition: dict[int, T], partition: int, make: Callable[[], T]) -> T:
+    """A partition's entry of ``per_partition``, made on first use (not on every lookup, as
+    ``setdefault(partition, make())`` would: once per customer of every batch)."""
+    found = per_partition.get(partition)
+    if found is None:
+        found = per_partition[partition] = make()
+    return found
+
+
+def _append_step(writes: dict[bytes, bytes | None], change: TagChange) -> None:
+    """Store a change in its customer's history, and forget the step that falls out of it."""
+    writes[history_key(change.customer_id, change.seq)] = encode_step(step_of(change))
+    if change.seq > KEEP_STEPS:
+        writes[history_key(change.customer_id, change.seq - KEEP_STEPS)] = None
 
 
 class _Run:

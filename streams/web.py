@@ -28,9 +28,9 @@ from rules.engine import decide_tags
 from rules.explain import UnknownLanguage, explain
 from rules.explain import to_json as explanation_document
 from state.audience import STEPS, Point, add_series
-from state.codec import decode_history, decode_state, history_key
+from state.codec import decode_state, decode_step, history_prefix
 from state.customer import CustomerState
-from state.history import Interval, page
+from state.history import Interval, fold, page
 from state.times import DAY, format_timestamp, parse_timestamp, wall_clock
 
 if TYPE_CHECKING:
@@ -77,12 +77,14 @@ class CustomerHistory(EngineView):
             return forwarded
         try:
             limit = _limit(request)
-            cursor = int(request.query["cursor"]) if request.query.get("cursor") else None
+            cursor = _cursor(request)
         except ValueError as error:
             return self.json({"error": str(error)}, status=400)
         if _read(self.engine, customer_id, customer_id.encode()) is None:
             return self.json({"error": f"unknown customer {customer_id!r}"}, status=404)
-        history = decode_history(_read(self.engine, customer_id, history_key(customer_id)))
+        partition = partition_for(customer_id.encode(), self.engine.settings.partitions)
+        steps = self.engine.table.prefixed(partition, history_prefix(customer_id))
+        history = fold(decode_step(value) for _, value in steps)
         found, after = page(history, request.query.get("tag"), request.query.get("dimension"), cursor, limit)
         return self.json({
             "customer_id": customer_id,
@@ -379,6 +381,13 @@ async def _at_owner(engine: Engine, customer_id: str, request: Request) -> Respo
         return None
     except (ClientError, OSError) as error:
         raise _unavailable(error) from error
+
+
+def _cursor(request: Request) -> int | None:
+    text = request.query.get("cursor", "")
+    if text and not text.isdigit():
+        raise ValueError(f"cursor must be the cursor of a previous answer, not {text!r}")
+    return int(text) if text else None
 
 
 def _language(engine: Engine, request: Request) -> str:

@@ -1,60 +1,45 @@
-"""A customer's tag history: intervals opened and closed by changes, kept bounded, paged newest first."""
+"""A customer's tag history: intervals folded from stored steps, paged newest first."""
 
 from __future__ import annotations
 
-from state.codec import decode_history, encode_history
-from state.history import KEEP_FOR, KEEP_INTERVALS, MAX_INTERVALS, Edge, Interval, enter, leave, page, prune
+from state.codec import decode_step, encode_step, history_key, history_prefix
+from state.history import Edge, Interval, Step, fold, page
 from state.times import DAY
 
 T0 = 1_795_000_000_000_000
 
 
-def edge(seq: int, at: int = T0, trigger: str = "event", reason: dict[str, object] | None = None) -> Edge:
-    return Edge(seq, at, "value.high_value", trigger, "v1", reason or {})
+def step(seq: int, from_tag: str | None, to_tag: str | None, at: int = T0, trigger: str = "event",
+         expired: bool = False) -> Step:
+    return Step("value", from_tag, to_tag, Edge(seq, at, "value.x", trigger, "v1", {"seq": seq}), expired)
 
 
-def flapping(times: int, every: int = DAY) -> list[Interval]:
-    """A history of ``times`` closed stays in "vip", one per ``every``, oldest first."""
-    history: list[Interval] = []
-    for n in range(times):
-        enter(history, "vip", "value", edge(2 * n + 1, T0 + n * every))
-        leave(history, "vip", edge(2 * n + 2, T0 + n * every + every // 2), expired=False)
-    return history
+def flapping(times: int) -> list[Step]:
+    """``times`` stays in "vip", one a day."""
+    return [s for n in range(times)
+            for s in (step(2 * n + 1, None, "vip", T0 + n * DAY), step(2 * n + 2, "vip", None, T0 + n * DAY + 1))]
 
 
 def test_an_interval_opens_on_entry_and_closes_on_exit_newest_first() -> None:
-    history: list[Interval] = []
-    enter(history, "high_value", "value", edge(1))
-    enter(history, "active", "activity", edge(2))
-    leave(history, "high_value", edge(3, T0 + DAY, "timer", {"expired": True}), expired=True)
-    assert [(i.tag, i.left.seq if i.left else None, i.expired) for i in history] == [
-        ("active", None, False), ("high_value", 3, True),
+    history = fold([step(1, None, "standard"), step(2, "standard", "high_value"),
+                    step(3, "high_value", "standard", T0 + DAY, "timer", expired=True)])
+    assert [(i.tag, i.entered.seq, i.left.seq if i.left else None, i.expired) for i in history] == [
+        ("standard", 3, None, False), ("high_value", 2, 3, True), ("standard", 1, 2, False),
     ]
 
 
-def test_leaving_a_tag_whose_entry_is_not_in_the_history_changes_nothing() -> None:
-    history: list[Interval] = []
-    leave(history, "vip", edge(5), expired=False)
-    assert history == []
+def test_steps_fold_in_seq_order_whatever_order_they_are_read_in() -> None:
+    steps = flapping(3)
+    assert fold(reversed(steps)) == fold(steps)
 
 
-def test_the_newest_intervals_are_kept_beyond_the_year() -> None:
-    history = flapping(KEEP_INTERVALS + 50, every=10 * DAY)  # 1,500 days
-    prune(history, T0 + 2000 * DAY)
-    assert len(history) == KEEP_INTERVALS and history[0].entered.seq == 2 * (KEEP_INTERVALS + 50) - 1
-
-
-def test_a_year_of_intervals_is_kept_beyond_the_newest_hundred_up_to_the_cap() -> None:
-    history = flapping(300)  # one a day: all within the year
-    prune(history, T0 + 300 * DAY)
-    assert len(history) == 300
-    history = flapping(MAX_INTERVALS + 10, every=KEEP_FOR // (2 * MAX_INTERVALS))
-    prune(history, history[0].entered.at)
-    assert len(history) == MAX_INTERVALS
+def test_leaving_a_tag_whose_entry_is_no_longer_kept_closes_nothing() -> None:
+    back = step(2002, None, "vip")
+    assert fold([step(2001, "vip", None), back]) == [Interval("vip", "value", back.edge)]
 
 
 def test_pages_run_newest_first_and_resume_after_the_cursor() -> None:
-    history = flapping(5)
+    history = fold(flapping(5))
     first, cursor = page(history, None, None, None, 2)
     assert [i.entered.seq for i in first] == [9, 7] and cursor == 7
     second, cursor = page(history, None, None, cursor, 2)
@@ -63,8 +48,9 @@ def test_pages_run_newest_first_and_resume_after_the_cursor() -> None:
     assert page(history, "other", None, None, 10) == ([], None)
 
 
-def test_a_history_survives_encoding() -> None:
-    history = flapping(2)
-    enter(history, "active", "activity", edge(9, reason={"days_since_last_activity": 1.5}))
-    assert decode_history(encode_history(history)) == history
-    assert decode_history(None) == []
+def test_a_step_survives_encoding_and_a_customers_keys_sort_by_seq_apart_from_others() -> None:
+    original = step(7, "standard", "high_value", expired=True)
+    assert decode_step(encode_step(original)) == original
+    keys = sorted([history_key("c1", 300), history_key("c1", 2), history_key("c10", 1), history_key("c1", 1000)])
+    assert keys[:3] == [history_key("c1", 2), history_key("c1", 300), history_key("c1", 1000)]
+    assert all(k.startswith(history_prefix("c1")) for k in keys[:3]) and not keys[3].startswith(history_prefix("c1"))

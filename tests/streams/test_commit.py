@@ -76,16 +76,17 @@ async def test_state_with_its_outbox_is_written_before_the_outputs_and_confirmed
     await committer(publisher, table).commit(batch, NOW)
     (first, states), (second, outputs), (third, markers) = publisher.log
     assert (first, second, third) == ("sent", "sent", "soon")
-    # The customer, its history and its partition's audience figures of the day: one partition.
+    # The customer, a history step per change and its partition's audience figures of the day.
+    steps = [history_key("c1", change.seq) for change in batch.changes]
     assert [(r.topic, r.key, r.partition) for r in states] == [
-        (CHANGELOG, b"c1", 0), (CHANGELOG, history_key("c1"), 0), (CHANGELOG, audience_key(0, NOW // DAY), 0),
+        (CHANGELOG, b"c1", 0), *((CHANGELOG, key, 0) for key in steps), (CHANGELOG, audience_key(0, NOW // DAY), 0),
     ]
-    assert not states[1].headers and not states[2].headers  # the outbox travels with the customer
+    assert not any(r.headers for r in states[1:])  # the outbox travels with the customer
     outbox = states[0].headers
     assert [topic for topic, _ in outbox] == ["x-tag-changes"] * len(batch.changes) + ["x-tasks"] * len(batch.tasks)
     assert [(r.topic, r.value) for r in outputs] == list(outbox)  # the same bytes, stored and sent
     assert markers == [OutRecord(CHANGELOG, b"marker", None, 0)]
-    assert table.writes == [(0, batch.states[0], 102)]  # the offset of the last of the three
+    assert table.writes == [(0, batch.states[0], 100 + len(states) - 1)]  # the offset of the last record
 
 
 async def test_outputs_that_cannot_be_written_fail_the_batch_before_anything_is_confirmed() -> None:

@@ -19,10 +19,10 @@ import pytest
 
 from rules.catalog import load_default_catalog
 from rules.engine import TagChange
-from rules.history import fold_changes
+from rules.history import step_of
 from rules.replay import Replay
 from state.events import parse_event
-from state.history import Interval
+from state.history import fold
 from state.times import HOUR, format_timestamp, wall_clock
 from streams.messages import change_from_message, task_message
 from streams.web import interval_document
@@ -199,8 +199,7 @@ async def _check_history_and_audiences(worker: Worker, changes: Collector) -> No
         change = change_from_message(message)
         published[change.customer_id][change.seq] = change
     for customer, by_seq in published.items():
-        expected: list[Interval] = []
-        fold_changes(expected, [by_seq[seq] for seq in sorted(by_seq)], wall_clock())
+        expected = fold(step_of(change) for change in by_seq.values())
         assert await _history(worker, customer) == [interval_document(customer, i) for i in expected], customer
 
     everything = [change for by_seq in published.values() for change in by_seq.values()]

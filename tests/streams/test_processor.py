@@ -9,10 +9,12 @@ import orjson
 from connectors.kafka_admin import TICKS
 from connectors.partitioning import partition_for
 from rules.catalog import load_default_catalog
+from rules.engine import TagChange
 from state.cache import StateCache
-from state.codec import audience_key, decode_history, history_key, is_customer_key, peek_deadline
+from state.codec import audience_key, decode_step, history_key, history_prefix, is_customer_key, peek_deadline
+from state.history import KEEP_STEPS, Interval, fold
 from state.times import DAY, format_timestamp
-from streams.processor import BatchProcessor, Record
+from streams.processor import BatchProcessor, Record, _append_step
 
 PARTITIONS = 4
 NOW = 1_795_000_000_000_000
@@ -119,20 +121,30 @@ def test_customers_of_partitions_no_longer_owned_leave_the_cache() -> None:
     assert len(cache) == sum(1 for c in "abcdefgh" if partition_for(c.encode(), PARTITIONS) in owned)
 
 
-def test_a_batch_with_changes_writes_the_history_and_the_audience_of_the_day() -> None:
+def test_a_batch_with_changes_appends_their_steps_to_the_history_and_counts_the_audience() -> None:
     table = Table()
     engine = processor(table)
     home = partition_for(b"a", PARTITIONS)
     table.write(engine.process([login("a", "e1")], NOW).states)
-    history = decode_history(table.load(home, history_key("a")))
-    assert [(i.tag, i.left) for i in history] == [("active", None), ("prospect", None)]
+    assert [(i.tag, i.left) for i in history(table, home, "a")] == [("active", None), ("prospect", None)]
     assert engine.audiences[home].holders == {"prospect": 1, "active": 1}
     table.write(engine.process([Record(TICKS, home, 0, None, b"{}")], NOW + 31 * DAY).states)
-    history = decode_history(table.load(home, history_key("a")))
-    assert [(i.tag, i.left.trigger if i.left else None) for i in history] == [
+    assert [(i.tag, i.left.trigger if i.left else None) for i in history(table, home, "a")] == [
         ("silent", None), ("active", "timer"), ("prospect", None),
     ]
     assert table.load(home, audience_key(home, NOW // DAY)) is not None  # the day "a" became active
+
+
+def test_a_step_beyond_what_the_history_keeps_is_deleted_with_the_new_one() -> None:
+    writes: dict[bytes, bytes | None] = {}
+    old = TagChange("a", KEEP_STEPS + 5, "activity", "active", "silent", "activity.silent", "v", "timer", None, NOW, {})
+    _append_step(writes, old)
+    assert writes[history_key("a", 5)] is None and writes[history_key("a", KEEP_STEPS + 5)] is not None
+
+
+def history(table: Table, partition: int, customer: str) -> list[Interval]:
+    prefix = history_prefix(customer)
+    return fold(decode_step(v) for (p, k), v in table.items() if p == partition and k.startswith(prefix))
 
 
 def test_holders_and_audience_figures_are_restored_from_the_table() -> None:
