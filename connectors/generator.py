@@ -31,7 +31,8 @@ REPS = tuple(f"rep-{n:02d}" for n in range(1, 13))
 class _Customer:
     customer_id: str
     orders: list[str] = field(default_factory=list)
-    stage: int = 0
+    stage: int = -1  # index in STAGES of the current deal; -1: no follow-up yet
+    profiled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,19 +89,38 @@ def _event(rng: random.Random, person: _Customer, counter: int, at: int) -> tupl
         "occurred_at": format_timestamp(at),
     }
     roll = rng.random()
+    if not person.profiled or roll >= 0.93:
+        # A customer's first event is the sign-up profile, so the cockpit's source-channel share
+        # covers everyone from the start; later profile updates may name another channel.
+        person.profiled = True
+        return "customers", {**base, "owner_rep": rng.choice(REPS), "source_channel": rng.choice(CHANNELS)}
     if roll < 0.45:
         return "logins", {**base, "channel": rng.choice(CHANNELS)}
     if roll < 0.75:
         return "orders", _order(rng, person, base)
-    if roll < 0.93:
-        person.stage = min(len(STAGES) - 1, max(0, person.stage + rng.choice((-1, 0, 1, 1, 2))))
-        return "followups", {
-            **base,
-            "rep_id": rng.choice(REPS),
-            "stage": STAGES[person.stage],
-            "kind": rng.choice(("call", "visit", "message", "email", "meeting")),
-        }
-    return "customers", {**base, "owner_rep": rng.choice(REPS), "source_channel": rng.choice(CHANNELS)}
+    person.stage = _next_stage(rng, person.stage)
+    return "followups", {
+        **base,
+        "rep_id": rng.choice(REPS),
+        "stage": STAGES[person.stage],
+        "kind": rng.choice(("call", "visit", "message", "email", "meeting")),
+    }
+
+
+_WON, _LOST = STAGES.index("won"), STAGES.index("lost")
+
+
+def _next_stage(rng: random.Random, stage: int) -> int:
+    """A deal moves forward a stage or two at a time, sometimes back one, until negotiation ends
+    in won or lost; a closed deal stays closed until, now and then, a new lead starts another. So
+    the deal funnel of a demo has customers at every step, as a sales team's would."""
+    if stage < 0:
+        return 0
+    if stage in (_WON, _LOST):
+        return 0 if rng.random() < 0.1 else stage
+    if stage == _WON - 1:
+        return rng.choice((stage, _WON, _WON, _LOST))
+    return min(_WON - 1, max(0, stage + rng.choice((-1, 0, 1, 1, 2))))
 
 
 def _order(rng: random.Random, person: _Customer, base: dict[str, object]) -> dict[str, object]:
