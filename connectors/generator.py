@@ -33,6 +33,10 @@ class _Customer:
     orders: list[str] = field(default_factory=list)
     stage: int = -1  # index in STAGES of the current deal; -1: no follow-up yet
     profiled: bool = False
+    order_cap: int | None = None  # paid orders this customer ever places (None: no limit)
+
+    def may_order(self) -> bool:
+        return self.order_cap is None or len(self.orders) < self.order_cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,7 @@ def demo_events(
     customers appear and exercises late (out-of-order) events.
     """
     rng = random.Random(seed)
-    people = [_Customer(f"c{n:07d}") for n in range(1, customers + 1)]
+    people = [_Customer(f"c{n:07d}", order_cap=_order_cap(n)) for n in range(1, customers + 1)]
     clock = start if start is not None else wall_clock()
     counter = 0
     last: GeneratedRecord | None = None
@@ -82,6 +86,12 @@ def demo_events(
         yield last
 
 
+def _order_cap(n: int) -> int | None:
+    """As in a real shop, some customers never buy and some buy once or twice only; the others buy
+    on. So every lifecycle stage keeps customers however long a demo runs, not only mature ones."""
+    return {5: 0, 6: 0, 7: 2, 8: 2, 9: 2}.get(n % 10)
+
+
 def _event(rng: random.Random, person: _Customer, counter: int, at: int) -> tuple[str, dict[str, object]]:
     base: dict[str, object] = {
         "event_id": f"e{counter:09d}-{rng.getrandbits(32):08x}",
@@ -94,7 +104,7 @@ def _event(rng: random.Random, person: _Customer, counter: int, at: int) -> tupl
         # covers everyone from the start; later profile updates may name another channel.
         person.profiled = True
         return "customers", {**base, "owner_rep": rng.choice(REPS), "source_channel": rng.choice(CHANNELS)}
-    if roll < 0.45:
+    if roll < 0.45 or (roll < 0.75 and not person.may_order()):
         return "logins", {**base, "channel": rng.choice(CHANNELS)}
     if roll < 0.75:
         return "orders", _order(rng, person, base)

@@ -1,5 +1,6 @@
 """The demo generator gives every chart of the cockpit something to show (issue 10): every customer
-names a source channel, and follow-ups move deals through every step of the deal funnel."""
+names a source channel, customers stay at every lifecycle stage, and follow-ups move deals through
+every step of the deal funnel."""
 
 from __future__ import annotations
 
@@ -52,3 +53,10 @@ def test_follow_ups_fill_every_step_of_the_deal_funnel() -> None:
     assert set(intent) == {"early", "high_intent", "won", "lost_deal"}, intent
     assert intent["early"] > intent["won"], "a funnel narrows"
 
+
+
+def test_customers_stay_at_every_lifecycle_stage() -> None:
+    stages = Counter(tag for state in replayed(12_000, 200).values() for tag in state.tags
+                     if tag in ("prospect", "new", "growing", "mature"))
+    assert set(stages) == {"prospect", "new", "growing", "mature"}, stages
+    assert stages["prospect"] >= 30, "a fifth of the customers never buy"
