@@ -6,6 +6,7 @@ import { byId, fill, h, number } from "./dom.js";
 import { t } from "./i18n.js";
 import { dimensions, store, tagLabel } from "./store.js";
 
+const COUNTS = ["catalog.enter", "catalog.leave", "catalog.tasks"];
 let lastDryRun = null; // kept so that a language switch redraws it in the other language
 let lastPublish = null;
 
@@ -51,22 +52,38 @@ function showDryRun(answer) {
   if (answer.status === 422) return fill(element, problems(answer.body));
   if (!answer.ok) return fill(element, h("p", { className: "error" }, problem(answer)));
   const doc = answer.body;
-  const moves = Object.entries(doc.tags || {});
-  // Tasks and sample ids are shown when the engine gives them (it may, per SPEC section 11).
-  const tasks = moves.some(([, m]) => m.tasks !== undefined);
-  const samples = moves.some(([, m]) => Array.isArray(m.sample) || Array.isArray(m.samples));
-  const headers = ["catalog.tag", "catalog.enter", "catalog.leave", tasks && "catalog.tasks", samples && "catalog.samples"];
   return fill(element,
-    h("p", {}, t("catalog.dry_result", { version: doc.version, customers: number(doc.customers) })),
-    moves.length ? h("table", { className: "grid-table" },
-      h("thead", {}, h("tr", {}, headers.filter(Boolean).map((key) => h("th", {}, t(key))))),
-      h("tbody", {}, moves.map(([tag, m]) => h("tr", { "data-testid": `dry-${tag}` },
+    h("p", {}, t("catalog.dry_result", { version: doc.version, customers: number(doc.customers) }),
+      doc.tasks !== undefined ? ` ${t("catalog.dry_tasks", { tasks: number(doc.tasks) })}` : ""),
+    moves(doc.tags || {}));
+}
+
+// Per tag that anyone would enter or leave: the counts, the tasks the entries would create and
+// a few of the customers (when the engine gives them); the tags nobody moves in one line.
+function moves(tags) {
+  const moving = Object.entries(tags).filter(([, m]) => m.enter || m.leave);
+  const still = Object.keys(tags).filter((tag) => !(tags[tag].enter || tags[tag].leave));
+  const tasks = moving.some(([, m]) => m.tasks !== undefined);
+  const samples = moving.some(([, m]) => Array.isArray(m.enter_sample) || Array.isArray(m.leave_sample));
+  const headers = ["catalog.tag", "catalog.enter", "catalog.leave", tasks && "catalog.tasks",
+    samples && "catalog.enter_sample", samples && "catalog.leave_sample"].filter(Boolean);
+  return [
+    moving.length ? h("table", { className: "grid-table" },
+      h("thead", {}, h("tr", {}, headers.map((key) => h("th", { className: COUNTS.includes(key) ? "number" : null }, t(key))))),
+      h("tbody", {}, moving.map(([tag, m]) => h("tr", { "data-testid": `dry-${tag}` },
         h("td", {}, tagLabel(tag), " ", h("code", {}, tag)),
         h("td", { className: "number enter" }, number(m.enter)),
         h("td", { className: "number leave" }, number(m.leave)),
-        tasks ? h("td", { className: "number" }, number(m.tasks ?? 0)) : null,
-        samples ? h("td", {}, (m.sample || m.samples || []).join(", ")) : null))))
-      : h("p", { className: "note" }, t("catalog.no_moves")));
+        tasks ? h("td", { className: "number tasks" }, number(m.tasks ?? 0)) : null,
+        samples ? h("td", { className: "sample" }, customerLinks(m.enter_sample)) : null,
+        samples ? h("td", { className: "sample" }, customerLinks(m.leave_sample)) : null))))
+      : h("p", { className: "note" }, t("catalog.no_moves")),
+    still.length ? h("p", { className: "muted" }, t("catalog.unmoved", { tags: still.map(tagLabel).join(", ") })) : null,
+  ];
+}
+
+function customerLinks(ids) {
+  return (ids || []).flatMap((id, i) => [i ? ", " : null, h("a", { href: `#/customer/${encodeURIComponent(id)}` }, id)]);
 }
 
 function problems(body) {
@@ -83,7 +100,10 @@ async function publish() {
 function showPublish(answer) {
   const element = byId("publish-result");
   if (answer.status === -1) return fill(element, h("p", { className: "error" }, t("catalog.empty")));
-  if (answer.status === 202) return fill(element, h("p", { className: "ok" }, t("catalog.published", { version: answer.body.version })));
+  if (answer.status === 202) {
+    return fill(element, h("p", { className: "ok" }, t("catalog.published", { version: answer.body.version })),
+      answer.body.tags ? moves(answer.body.tags) : null);
+  }
   if (answer.status === 401) return fill(element, h("p", { className: "error" }, t("catalog.unauthorised")));
   if (answer.status === 403) return fill(element, h("p", { className: "error" }, t("catalog.forbidden", { error: answer.body.error })));
   if (answer.status === 422) return fill(element, problems(answer.body));

@@ -7,6 +7,10 @@ import { byId, fill, h, when } from "./dom.js";
 import { t } from "./i18n.js";
 import { dimensionLabel, dimensions, tagLabel } from "./store.js";
 
+// What a person folded or unfolded in the explanation, so the next redraw keeps it that way.
+const unfolded = new Map();
+let shown = null; // the customer whose choices those are
+
 export function setUp(open) {
   byId("customer-id").value = "";
   byId("customer-form").addEventListener("submit", (event) => {
@@ -30,6 +34,8 @@ export async function render(id, lang) {
     return;
   }
   if (!customer.ok) throw new Error(problem(customer));
+  if (shown !== id) unfolded.clear();
+  shown = id;
   if (!history.ok) throw new Error(problem(history));
   fill(byId("customer-message"));
   body.hidden = false;
@@ -135,11 +141,13 @@ function renderExplanation(answer) {
   const groups = Array.isArray(doc.dimensions) ? doc.dimensions : [];
   fill(element,
     doc.next_deadline ? h("p", { className: "muted" }, t("explain.next_deadline", { time: when(doc.next_deadline) })) : null,
-    groups.map((group) => h("details", { open: true, className: "explain-dimension" },
+    groups.map((group) => foldable(`dimension:${group.dimension || group.name}`, true, { className: "explain-dimension" },
       h("summary", {}, group.name || group.label || group.dimension),
       h("ul", {}, (Array.isArray(group.tags) ? group.tags : []).map(explainedTag)))));
 }
 
+// Each tag in one line (held or not, and why); its condition with the values the engine read
+// unfolds below, open for the tags held.
 function explainedTag(tag) {
   const values = Array.isArray(tag.values)
     ? tag.values.map((v) => [v.expression, v.value])
@@ -148,14 +156,24 @@ function explainedTag(tag) {
     h("span", { className: "mark" }, tag.held ? "✓" : "·"),
     h("strong", {}, tag.name || tag.label || tag.tag),
     h("span", { className: "verdict" }, verdict(tag)),
-    tag.condition ? h("div", {}, h("span", { className: "muted" }, `${t("explain.when")} `), h("code", {}, tag.condition)) : null,
-    values.length ? h("div", { className: "values" }, values.map(([name, value]) => h("code", {}, `${name} = ${value}`))) : null,
-    tag.next_change ? h("div", { className: "muted" }, t("explain.next_change", { time: when(tag.next_change) })) : null);
+    tag.condition ? foldable(`tag:${tag.tag}`, Boolean(tag.held), {},
+      h("summary", {}, h("span", { className: "muted" }, `${t("explain.when")} `), h("code", {}, tag.condition)),
+      values.length ? h("div", { className: "values" }, values.map(([name, value]) => h("code", {}, `${name} = ${value}`))) : null,
+      tag.next_change ? h("div", { className: "muted" }, t("explain.next_change", { time: when(tag.next_change) })) : null)
+      : null);
+}
+
+function foldable(key, open, attributes, ...children) {
+  const element = h("details", { ...attributes, open: unfolded.get(key) ?? open }, ...children);
+  element.addEventListener("toggle", () => unfolded.set(key, element.open));
+  return element;
 }
 
 function verdict(tag) {
   const clauses = (tag.failing || []).join("; ");
-  if (tag.held) return t("explain.held", { time: when(tag.since) });
+  const validity = tag.valid_for ? ` ${t("explain.valid_for", { period: tag.valid_for })}` : "";
+  if (tag.held) return t("explain.held", { time: when(tag.since) }) + validity;
+  if (tag.expired) return t("explain.expired") + validity;
   if (tag.shadowed_by) return t("explain.shadowed", { tag: tagLabel(tag.shadowed_by) });
   if (tag.any_of && clauses) return t("explain.none_of", { clauses });
   if (clauses) return t("explain.fails", { clauses });
