@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SERVICES := $(PYTHON) scripts/services.py
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit services stop bench clean
+.PHONY: install cockpit run test lint unit services stop bench clean
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -18,6 +18,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The cockpit's chart library, Apache ECharts, from the npm registry (pinned by
+# cockpit/package-lock.json), copied into the git-ignored cockpit/build/ that the workers serve.
+COCKPIT_BUILT := cockpit/build/echarts.min.js
+$(COCKPIT_BUILT): cockpit/package.json $(wildcard cockpit/package-lock.json)
+	@command -v npm >/dev/null || { echo "npm (Node.js 18+) is required to build the cockpit"; exit 1; }
+	cd cockpit && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+	mkdir -p cockpit/build
+	cp cockpit/node_modules/echarts/dist/echarts.min.js $@
+
+cockpit: $(COCKPIT_BUILT)
+
 # Local Kafka (KRaft, from Maven Central) and Redis in the background, unless
 # KAFKA_BOOTSTRAP_SERVERS / REDIS_URL name running servers. Prints the settings to export.
 services:
@@ -27,7 +38,7 @@ stop:
 	@$(SERVICES) stop
 
 # The engine with local Kafka and Redis, fed by the demo generator; tag changes scroll by.
-run: install
+run: install cockpit
 	@bash scripts/run.sh
 
 lint: install
@@ -36,7 +47,7 @@ lint: install
 
 # Everything: lint, types, unit tests and integration tests against a real broker and Redis
 # (started for the session by tests/conftest.py unless KAFKA_BOOTSTRAP_SERVERS is set).
-test: lint
+test: lint cockpit
 	$(BIN)/python -m pytest
 
 unit: install
@@ -48,4 +59,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .cache/services .cache/test-services
+	rm -rf $(VENV) .cache/services .cache/test-services cockpit/node_modules cockpit/build

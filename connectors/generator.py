@@ -31,7 +31,12 @@ REPS = tuple(f"rep-{n:02d}" for n in range(1, 13))
 class _Customer:
     customer_id: str
     orders: list[str] = field(default_factory=list)
-    stage: int = 0
+    stage: int = -1  # index in STAGES of the current deal; -1: no follow-up yet
+    profiled: bool = False
+    order_cap: int | None = None  # paid orders this customer ever places (None: no limit)
+
+    def may_order(self) -> bool:
+        return self.order_cap is None or len(self.orders) < self.order_cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,7 @@ def demo_events(
     customers appear and exercises late (out-of-order) events.
     """
     rng = random.Random(seed)
-    people = [_Customer(f"c{n:07d}") for n in range(1, customers + 1)]
+    people = [_Customer(f"c{n:07d}", order_cap=_order_cap(n)) for n in range(1, customers + 1)]
     clock = start if start is not None else wall_clock()
     counter = 0
     last: GeneratedRecord | None = None
@@ -81,6 +86,12 @@ def demo_events(
         yield last
 
 
+def _order_cap(n: int) -> int | None:
+    """As in a real shop, some customers never buy and some buy once or twice only; the others buy
+    on. So every lifecycle stage keeps customers however long a demo runs, not only mature ones."""
+    return {5: 0, 6: 0, 7: 2, 8: 2, 9: 2}.get(n % 10)
+
+
 def _event(rng: random.Random, person: _Customer, counter: int, at: int) -> tuple[str, dict[str, object]]:
     base: dict[str, object] = {
         "event_id": f"e{counter:09d}-{rng.getrandbits(32):08x}",
@@ -88,19 +99,38 @@ def _event(rng: random.Random, person: _Customer, counter: int, at: int) -> tupl
         "occurred_at": format_timestamp(at),
     }
     roll = rng.random()
-    if roll < 0.45:
+    if not person.profiled or roll >= 0.93:
+        # A customer's first event is the sign-up profile, so the cockpit's source-channel share
+        # covers everyone from the start; later profile updates may name another channel.
+        person.profiled = True
+        return "customers", {**base, "owner_rep": rng.choice(REPS), "source_channel": rng.choice(CHANNELS)}
+    if roll < 0.45 or (roll < 0.75 and not person.may_order()):
         return "logins", {**base, "channel": rng.choice(CHANNELS)}
     if roll < 0.75:
         return "orders", _order(rng, person, base)
-    if roll < 0.93:
-        person.stage = min(len(STAGES) - 1, max(0, person.stage + rng.choice((-1, 0, 1, 1, 2))))
-        return "followups", {
-            **base,
-            "rep_id": rng.choice(REPS),
-            "stage": STAGES[person.stage],
-            "kind": rng.choice(("call", "visit", "message", "email", "meeting")),
-        }
-    return "customers", {**base, "owner_rep": rng.choice(REPS), "source_channel": rng.choice(CHANNELS)}
+    person.stage = _next_stage(rng, person.stage)
+    return "followups", {
+        **base,
+        "rep_id": rng.choice(REPS),
+        "stage": STAGES[person.stage],
+        "kind": rng.choice(("call", "visit", "message", "email", "meeting")),
+    }
+
+
+_WON, _LOST = STAGES.index("won"), STAGES.index("lost")
+
+
+def _next_stage(rng: random.Random, stage: int) -> int:
+    """A deal moves forward a stage or two at a time, sometimes back one, until negotiation ends
+    in won or lost; a closed deal stays closed until, now and then, a new lead starts another. So
+    the deal funnel of a demo has customers at every step, as a sales team's would."""
+    if stage < 0:
+        return 0
+    if stage in (_WON, _LOST):
+        return 0 if rng.random() < 0.1 else stage
+    if stage == _WON - 1:
+        return rng.choice((stage, _WON, _WON, _LOST))
+    return min(_WON - 1, max(0, stage + rng.choice((-1, 0, 1, 1, 2))))
 
 
 def _order(rng: random.Random, person: _Customer, base: dict[str, object]) -> dict[str, object]:

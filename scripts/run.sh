@@ -35,6 +35,7 @@ pids+=($!)
 
 cat <<INFO
 
+  cockpit:      http://127.0.0.1:$TAGENGINE_WEB_PORT/   (open it in a browser; 中文 at the top right)
   worker ready: http://127.0.0.1:$TAGENGINE_WEB_PORT/health
   customers:    curl "http://127.0.0.1:$TAGENGINE_WEB_PORT/tags/active/customers?limit=5"
   a customer:   curl http://127.0.0.1:$TAGENGINE_WEB_PORT/customers/<one of them>

@@ -12,7 +12,8 @@ commits an offset of its own.
 The pieces, each in its own module: the fetch loop (``batch_intake.py``) and the pinned fix of
 Faust's consumer (``faust_patches.py``), deadline ticks (``ticks.py``), the stall watchdog
 (``stall_watchdog.py``), the table with batch writes and recovery of unconfirmed outputs
-(``customer_table.py``), Kafka security options (``kafka_security.py``), web views (``web.py``).
+(``customer_table.py``), Kafka security options (``kafka_security.py``), web views (``web.py``),
+the cockpit's web page (``cockpit.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from state.cache import StateCache
 from state.events import TOPICS
 from state.times import wall_clock
 from streams import batch_intake
+from streams.cockpit import add_cockpit
 from streams.commit import BatchCommit, CommitFailed
 from streams.customer_table import CustomerTable
 from streams.kafka_security import kafka_credentials, kafka_options
@@ -125,6 +127,7 @@ class Engine:
         if self.projection is not None:
             self.app.task(self._start_projection)
         add_views(self)
+        add_cockpit(self)  # the web page at / (streams/cockpit.py)
 
     @property
     def owned(self) -> frozenset[int]:

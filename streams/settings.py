@@ -36,6 +36,9 @@ class Settings:
     # How other workers reach this one's HTTP API, for forwarded requests.
     advertised_url: str | None = None
     admin_token: str | None = field(default=None, repr=False)
+    # The cockpit's page sources and built assets (streams/cockpit.py); None: ``cockpit/`` of the
+    # source tree, where ``make cockpit`` builds them.
+    cockpit_dir: Path | None = None
     topic_prefix: str = ""
     store: str = "rocksdb"  # or "memory" (tests)
     datadir: Path = Path("tagengine-data")
@@ -87,6 +90,7 @@ class Settings:
             web_port=_number(env, "TAGENGINE_WEB_PORT", d.web_port, minimum=0),
             web_host=env.get("TAGENGINE_WEB_HOST", d.web_host),
             admin_token=env.get("TAGENGINE_ADMIN_TOKEN") or None,
+            cockpit_dir=Path(env["TAGENGINE_COCKPIT_DIR"]) if env.get("TAGENGINE_COCKPIT_DIR") else None,
             advertised_url=env.get("TAGENGINE_ADVERTISED_URL") or None,
             topic_prefix=topic_prefix,
             store=store,
