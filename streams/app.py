@@ -85,6 +85,12 @@ class Engine:
             broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
             stream_wait_empty=False,
             broker_max_poll_records=settings.batch_size,  # a fetch is a batch (batch_intake)
+            # Faust's own pages of the table would show a customer's raw stored state to anyone;
+            # the API's /customers/<id> is the way to read one.
+            web_tables_enabled=False,
+            # Faust would otherwise read unprefixed variables (WEB_PORT, TOPIC_PARTITIONS, ...) and
+            # let them override the settings given here: Settings is the one configuration.
+            env={},
         )
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.logical = {settings.topic(name): name for name in (*TOPICS, TICKS)}
@@ -121,7 +127,8 @@ class Engine:
         self.app.task(self._start_publisher)
         self.app.on_before_shutdown.connect(self._stop_clients)  # type: ignore[arg-type]
         self.projection = (
-            RedisProjection(settings.redis_url, on_lost=self._resync_projection) if settings.redis_url else None
+            RedisProjection(settings.redis_url, prefix=settings.app_id, on_lost=self._resync_projection)
+            if settings.redis_url else None
         )
         self._projection_lost = False
         if self.projection is not None:
@@ -360,6 +367,7 @@ class Engine:
         """Gauges read at scrape time: lag per input partition, pending work."""
         m = self.metrics
         m.stale_customers.set(self.processor.stale_count())
+        m.customers.set(sum(census.customers for census in list(self.processor.censuses.values())))
         m.pending_deadlines.set(sum(len(index) for index in self.processor.deadlines.values()))
         if self.projection is not None:
             m.projection_lag.set(self.projection.lag_seconds())

@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tagengine: cannot reach Redis at {Settings.from_env().redis_url} ({exc}); start the local services "
               "with `make services`, or set REDIS_URL", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `tagengine replay ... | head`: the reader has all it wanted
+        sys.stderr.close()  # nothing more can be said, and Python would complain at exit
+        return 0
     except KeyboardInterrupt:
         return 130
 
@@ -556,7 +559,8 @@ def _redis_sync(args: argparse.Namespace) -> int:
 
     records = read_changelog(settings.kafka_bootstrap_servers, topic, report, **kafka_options(settings))
     try:
-        count = asyncio.run(rebuild(settings.redis_url, records, delete_missing=args.delete_missing))
+        count = asyncio.run(rebuild(settings.redis_url, records, prefix=settings.app_id,
+                                    delete_missing=args.delete_missing))
     except LookupError as exc:
         print(f"\ntagengine redis-sync: {exc}", file=sys.stderr)
         return 1

@@ -68,7 +68,7 @@ class Metrics:
             "tagengine_pending_deadlines", "Customers of this worker's partitions with a deadline", registry=r
         )
         self.customers = Gauge(
-            "tagengine_customers", "Customers in this worker's partitions (at the last re-index)", registry=r
+            "tagengine_customers", "Customers in this worker's partitions", registry=r
         )
         self.catalog_switches = Counter("tagengine_catalog_switches", "Catalog changes applied", registry=r)
         self.reevaluated = Counter(

@@ -102,12 +102,14 @@ async def engine_view(worker: Worker, customers: list[str]) -> dict[str, dict[st
     return view
 
 
-async def redis_view(url: str, customers: list[str]) -> dict[str, dict[str, object]]:
+async def redis_view(worker: Worker, url: str, customers: list[str]) -> dict[str, dict[str, object]]:
+    """The projection of these customers, under the engine's namespace (its app id)."""
+    namespace = worker.env["TAGENGINE_APP_ID"]
     client = aioredis.from_url(url)
     try:
         view = {}
         for customer in customers:
-            fields = await client.hgetall(f"tagengine:customer:{customer}")
+            fields = await client.hgetall(f"{namespace}:customer:{customer}")
             view[customer] = {k.decode(): orjson.loads(v) for k, v in fields.items()}
         return view
     finally:
@@ -118,7 +120,7 @@ async def converge(worker: Worker, url: str, customers: list[str], timeout: floa
     async def equal() -> bool:
         expected = await engine_view(worker, customers)
         try:
-            return await redis_view(url, customers) == expected
+            return await redis_view(worker, url, customers) == expected
         except (ConnectionError, OSError, RedisError):  # Redis down for the moment: look again
             return False
 
@@ -143,7 +145,7 @@ async def test_projection_follows_the_state_and_catches_up_after_redis_comes_bac
 
         redis_server.start()
         await converge(worker, redis_server.url, customers)
-    members = await _members(redis_server.url, "potential_high_value")
+    members = await _members(worker, redis_server.url, "potential_high_value")
     assert members == set(customers)
 
 
@@ -167,7 +169,7 @@ async def test_redis_restarted_empty_is_noticed_and_the_projection_written_again
     redis_server.folder.mkdir()
     redis_server.start()
     await converge(worker, redis_server.url, customers)  # no new event: the worker noticed by itself
-    assert await _members(redis_server.url, "new") == set(customers)
+    assert await _members(worker, redis_server.url, "new") == set(customers)
 
 
 async def test_redis_sync_rebuilds_the_projection_from_the_changelog(
@@ -185,13 +187,13 @@ async def test_redis_sync_rebuilds_the_projection_from_the_changelog(
     )
     assert result.returncode == 0, result.stderr
     assert "wrote the tags of" in result.stderr
-    assert await redis_view(redis_server.url, customers) == expected
-    assert await _members(redis_server.url, "new") == set(customers)
+    assert await redis_view(worker, redis_server.url, customers) == expected
+    assert await _members(worker, redis_server.url, "new") == set(customers)
 
 
-async def _members(url: str, tag: str) -> set[str]:
+async def _members(worker: Worker, url: str, tag: str) -> set[str]:
     client = aioredis.from_url(url)
     try:
-        return {m.decode() for m in await client.smembers(f"tagengine:tag:{tag}")}
+        return {m.decode() for m in await client.smembers(f"{worker.env['TAGENGINE_APP_ID']}:tag:{tag}")}
     finally:
         await client.aclose()
