@@ -37,6 +37,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.conftest import ROOT, Services
 from tests.eventually import eventually
+from tests.test_readme import ANALYST, ANALYST_EXPLAIN, WHILE_RUNNING, assert_shows, readme_block, steps
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +56,7 @@ def fresh_clone(folder: Path) -> Path:
     (folder / "scripts").mkdir(parents=True)
     for script in ("run.sh", "services.py"):
         shutil.copy2(ROOT / "scripts" / script, folder / "scripts" / script)
+    (folder / "rules").symlink_to(ROOT / "rules")  # the README's analyst reads the default catalog
     bin_dir = Path(sys.executable).parent
     (folder / ".venv").mkdir()
     if (bin_dir / "tagengine").is_file():
@@ -203,11 +205,52 @@ async def test_make_run_then_generate_and_watch_in_another_terminal_with_no_expo
 
         # What `make run` itself shows: the tag changes of its own generator, as they happen.
         await eventually(lambda: "CHANGE " in make_run.text(), timeout=30, what="make run shows tag changes")
+        await readme_lines_against_the_running_engine(clone, terminal, port)
         assert "Traceback" not in make_run.text() + watch.text()
 
     stopped = make_run.text()
     assert "stopped the worker and the generator" in stopped, stopped
     assert get(health)[0] == 0, "the worker still answers after make run was stopped"
+
+
+async def readme_lines_against_the_running_engine(clone: Path, env: dict[str, str], port: int) -> None:
+    """The README's lines for a running `make run` (tests/test_readme.py runs the rest)."""
+    env = {**env, "PATH": f"{clone / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"}
+
+    def shell(command: str) -> subprocess.CompletedProcess[str]:
+        if port != 6066:  # something else held 6066: make run was given another port
+            command = command.replace("localhost:6066", f"localhost:{port}")
+            if command.startswith("tagengine catalog dry-run"):
+                command += f" --url http://localhost:{port}"
+        return subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=clone, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    health, customer, metrics = (s.command for s in steps(readme_block(WHILE_RUNNING)))
+    healthy = shell(health)
+    assert healthy.returncode == 0 and {"status": "ok"}.items() <= orjson.loads(healthy.stdout).items()
+    assert "catalog_version" in orjson.loads(healthy.stdout)
+
+    def known() -> bool:  # c0000001 is the busiest customer of make run's generator: it comes soon
+        answer = shell(customer)
+        assert answer.returncode == 0, answer.stderr
+        return "tags" in orjson.loads(answer.stdout)
+
+    await eventually(known, timeout=30, what=customer, interval=0.5)
+    shown = shell(metrics)
+    assert shown.returncode == 0 and "tagengine_events_in_total{" in shown.stdout
+
+    for step in steps(readme_block(ANALYST)):  # the candidate catalog the live lines use
+        if step.command.startswith("sed "):
+            assert shell(step.command).returncode == 0
+    explain, audience, dry_run = (s for s in steps(readme_block(ANALYST_EXPLAIN)) if s.live)
+    explained = shell(explain.command)
+    assert explained.returncode == 0 and orjson.loads(explained.stdout), explained.stdout  # the customer, or a 404
+    shown = shell(audience.command)
+    assert shown.returncode == 0
+    assert_shows(shown.stdout, audience.expected, loose=True, what=f"README.md: {audience.command}")
+    dry = await asyncio.to_thread(shell, dry_run.command)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("catalog ") and "publishing it would create " in dry.stdout, dry.stdout
 
 
 def _number(change: object) -> int:
