@@ -476,6 +476,8 @@ async def rebuild(
     chunk: list[Snapshot] = []
     client = connect(url, **redis_options)
     try:
+        # Before reading anything: an unreachable Redis is said at once, even with nothing to write.
+        await client.ping()
         script = client.register_script(_APPLY)
         async for customer_id, encoded in _aiter(customers):
             if encoded is None:
