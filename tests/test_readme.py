@@ -221,3 +221,13 @@ def test_the_analysts_session(folder: Path) -> None:
         "the README says a few lines of a generated file are broken and reported with their line numbers")
     live = run_steps(readme_block(ANALYST_EXPLAIN), folder, loose=True)
     assert [s.command.split()[0] for s in live] == ["curl", "curl", "tagengine"]  # run by tests/test_newcomer.py
+
+
+def test_the_readme_links_only_files_in_the_repository() -> None:
+    """Issue 11: documentation that stands alone: no link leaves the clone, and none is broken."""
+    text = README.read_text()
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert targets
+    local = [t.split("#")[0] for t in targets if not t.startswith(("http://", "https://", "#"))]
+    assert all(not t.startswith(("..", "/")) for t in local), local
+    assert [t for t in local if not (ROOT / t).exists()] == []

@@ -226,3 +226,27 @@ def test_explain_errors_are_one_line_with_a_non_zero_exit(tmp_path: Path) -> Non
     language = tagengine("explain", str(events), "c1", "--lang", "fr")
     assert language.returncode == 2
     assert language.stderr == "tagengine explain: unknown language 'fr': the catalog has en, zh\n"
+
+
+def test_every_option_of_every_command_has_help_text() -> None:
+    import argparse
+
+    from streams.cli import _parser
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        missing = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    missing += walk(sub, f"{path} {name}")
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+        return missing
+
+    assert walk(_parser(), "tagengine") == []
+
+
+def test_a_dry_run_without_an_engine_says_so_in_one_line_and_exits_1() -> None:
+    result = tagengine("catalog", "dry-run", str(ROOT / "rules" / "default_catalog.yaml"), "--url", "http://127.0.0.1:1")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("tagengine: no engine answered at http://127.0.0.1:1/catalog/dry-run: ")
