@@ -29,7 +29,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, DivisionByZero, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
 from rules.facts import (
@@ -74,6 +74,7 @@ class Context:
 
 
 Evaluator = Callable[[Context], object]
+_NO_CONTEXT: Any = None  # what a constant is evaluated against: it reads nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +152,7 @@ class Evaluated:
 _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
-  | (?P<duration>\d+(?:\.\d+)?[smhd](?![A-Za-z0-9_]))
+  | (?P<duration>\d+(?:\.\d+)?[smhdy](?![A-Za-z0-9_]))
   | (?P<number>\d+(?:\.\d+)?(?![A-Za-z0-9_.]))  # no backtracking into "30days"
   | (?P<string>"[^"\\\n]*"|'[^'\\\n]*')
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
@@ -324,14 +325,14 @@ class _Parser:
         node = self.parse_product()
         while (token := self.accept("+", "-")) is not None:
             right = self.parse_product()
-            node = self._arithmetic(token, node, right, (NUMBER, DURATION))
+            node = self._arithmetic(token, node, right)
         return node
 
     def parse_product(self) -> Node:
         node = self.parse_unary()
         while (token := self.accept("*", "/")) is not None:
             right = self.parse_unary()
-            node = self._arithmetic(token, node, right, (NUMBER,))
+            node = self._arithmetic(token, node, right)
         return node
 
     def parse_unary(self) -> Node:
@@ -341,7 +342,10 @@ class _Parser:
         operand = self.parse_unary()
         if operand.type not in (NUMBER, DURATION):
             raise ExprError(f"cannot negate a {operand.type}", token.offset)
-        return _node(operand.type, token.offset, "-", _negation, operand, money=operand.money)
+        if operand.age_of:
+            raise ExprError("age(...) can only be compared with a duration such as 30d", token.offset)
+        node = _node(operand.type, token.offset, "-", _negation, operand, money=operand.money)
+        return _folded(node) if operand.type == DURATION and operand.is_literal else node
 
     def parse_atom(self) -> Node:
         token = self.token
@@ -446,7 +450,7 @@ class _Parser:
 
         # A leaf: its argument is a constant, read once here.
         node = Node(NUMBER, token.offset, evaluate, span=(token.offset, end), op="call", money=window.money)
-        self._leaf(f"{name}_{format_duration(length)}", node)
+        self._leaf(f"{name}_{format_duration(length, years=False)}", node)
         return node
 
     def _ordering(self, token: Token, left: Node, right: Node) -> Node:
@@ -465,6 +469,14 @@ class _Parser:
     def _close_age(self, node: Node, other: Node, late: bool) -> None:
         if node.age_of is None:
             return
+        if other.type == DURATION and not other.is_literal:
+            # The deadline t + d needs d before any customer is seen: "age(a) > age(b)" or
+            # "age(a) < 2 * age(b)" could flip at moments no tree walk can list.
+            raise ExprError(
+                "age(...) can only be compared with a constant duration such as 30d or 2 * 7d, "
+                "not with one that depends on the customer",
+                other.offset,
+            )
         if not (other.is_literal and other.type == DURATION):
             raise ExprError("age(...) can only be compared with a duration such as 30d", other.offset)
         self.condition.ages.add((node.age_of, int(other.literal) + late))  # type: ignore[call-overload]
@@ -524,14 +536,21 @@ class _Parser:
                 hint = _suggest(value, list(domain))
                 raise ExprError(f"{fact} is never {value!r}{hint}: it is one of {', '.join(domain)}", value_node.offset)
 
-    def _arithmetic(self, token: Token, left: Node, right: Node, types: tuple[str, ...]) -> Node:
-        if left.type != right.type or left.type not in types:
-            raise ExprError(f"cannot compute {left.type} {token.text} {right.type}", token.offset)
+    def _arithmetic(self, token: Token, left: Node, right: Node) -> Node:
+        op = token.text
+        kind = _ARITHMETIC.get((left.type, op, right.type))
+        if kind is None:
+            raise ExprError(f"cannot compute {left.type} {op} {right.type}", token.offset)
         if left.age_of or right.age_of:
             raise ExprError("age(...) can only be compared with a duration such as 30d", token.offset)
-        op = token.text
-        money = _is_money(op, left, right)
-        return _node(left.type, token.offset, op, _arithmetic(op), left, right, money=money)
+        money = kind == NUMBER and _is_money(op, left, right)
+        node = _node(kind, token.offset, op, _arithmetic(op, kind), left, right, money=money)
+        if kind == DURATION and left.is_literal and right.is_literal:
+            # Folded now, so that "age(t) >= 2 * 7d" compares with a constant and keeps its deadline.
+            if node.fn(_NO_CONTEXT) is None:
+                raise ExprError("division by zero", right.offset)
+            return _folded(node)
+        return node
 
     def _need(self, node: Node, kind: str, operator: str) -> None:
         if node.type != kind:
@@ -610,11 +629,44 @@ def _not_member(a: Evaluator, b: Evaluator) -> Evaluator:
     return lambda c: not member(c)
 
 
-def _arithmetic(op: str) -> Builder:
+_ARITHMETIC: dict[tuple[str, str, str], str] = {
+    # (left, operator, right) -> result. Durations scale by numbers and add to durations; a
+    # duration divided by a duration is a plain ratio. Money stays a number (with its flag).
+    **{(NUMBER, op, NUMBER): NUMBER for op in "+-*/"},
+    (DURATION, "+", DURATION): DURATION,
+    (DURATION, "-", DURATION): DURATION,
+    (NUMBER, "*", DURATION): DURATION,
+    (DURATION, "*", NUMBER): DURATION,
+    (DURATION, "/", NUMBER): DURATION,
+    (DURATION, "/", DURATION): NUMBER,
+}
+
+
+def _arithmetic(op: str, kind: str) -> Builder:
     def build(a: Evaluator, b: Evaluator) -> Evaluator:
+        if kind == DURATION:
+            return lambda c: _micros(_arith(op, a(c), b(c)))
         return lambda c: _arith(op, a(c), b(c))
 
     return build
+
+
+def _micros(value: object) -> int | None:
+    """A computed duration as whole microseconds, rounded down: ``30d / 7`` is not a whole number
+    of microseconds, and durations are ints everywhere else (state/times.py)."""
+    if value is None or isinstance(value, int):
+        return value
+    return int(Decimal(value).to_integral_value(rounding=ROUND_FLOOR))  # type: ignore[arg-type]
+
+
+def _folded(node: Node) -> Node:
+    """A duration made only of literals, as one literal with the computed value: ``2 * 7d`` is 14d.
+
+    It keeps its span, so an explanation still shows the text as written (with its value); its
+    operands are dropped: they are constants, and a literal has no children."""
+    value = node.fn(_NO_CONTEXT)
+    return Node(node.type, node.offset, lambda c: value, literal=value, is_literal=True, span=node.span,
+                op=LITERAL)
 
 
 def _is_money(op: str, left: Node, right: Node) -> bool:
