@@ -29,7 +29,8 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal, DivisionByZero, InvalidOperation
+from datetime import tzinfo
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
 from rules.facts import (
@@ -37,6 +38,7 @@ from rules.facts import (
     DURATION,
     FACTS,
     NUMBER,
+    NUMBERS,
     STRING,
     STRINGS,
     TAGSET,
@@ -45,7 +47,7 @@ from rules.facts import (
     in_window,
 )
 from state.customer import CustomerState
-from state.times import format_duration, parse_duration
+from state.times import DEFAULT_ZONE, format_duration, parse_duration
 
 MAX_WINDOW = 365 * 86_400 * 1_000_000
 """Orders and follow-ups are kept one by one for 365 days, so no window may be longer."""
@@ -94,6 +96,8 @@ class Condition:
     ages: set[tuple[str, int]] = field(default_factory=set)  # (time fact, age at which it flips)
     facts: set[str] = field(default_factory=set)  # facts it reads, directly or through age()
     windows: set[tuple[str, int]] = field(default_factory=set)  # (window function, length)
+    # (fact of the calendar, a value at whose start a comparison can flip; None: any change)
+    calendar: set[tuple[str, int | None]] = field(default_factory=set)
     dimensions: set[str] = field(default_factory=set)  # dimensions it refers to
     leaves: list[tuple[str, Evaluator, str]] = field(default_factory=list)  # reason key, fn, type
     root: Node | None = None  # the typed tree ``evaluate`` was built from
@@ -234,8 +238,10 @@ _ORDERING: dict[str, Callable[[Any, Any], Any]] = {
 class _Parser:
     """Recursive descent, one method per precedence level, type-checking as it builds."""
 
-    def __init__(self, source: str, dimensions: Mapping[str, Dimension]) -> None:
+    def __init__(self, source: str, dimensions: Mapping[str, Dimension], zone: tzinfo = DEFAULT_ZONE) -> None:
         self.source = source
+        self.zone = zone
+        self.open_clocks: list[Node] = []  # calendar facts not (yet) compared with a constant
         self.tokens = tokenize(source)
         self.index = 0
         self.dimensions = dimensions
@@ -277,6 +283,8 @@ class _Parser:
             raise ExprError(
                 "age(...) can only be compared with a duration such as 30d", self.open_ages[0].offset
             )
+        # A calendar fact used otherwise than against a constant may be seen to change any midnight.
+        self.condition.calendar |= {(clock.fact, None) for clock in self.open_clocks if clock.fact}
         self.condition.evaluate = node.fn
         self.condition.root = node
         return self.condition
@@ -375,16 +383,19 @@ class _Parser:
     # -- building blocks --
 
     def _list(self, start: Token) -> Node:
-        items: list[str] = []
+        """A list of strings or of numbers (its first item says which), all literals."""
+        items: list[object] = []
+        kind = "string" if self.token.kind != "number" else "number"
         while (close := self.accept("]")) is None:
             if items:
                 self.expect(",")
             token = self.token
-            if token.kind != "string":
-                raise ExprError("a list may only hold strings", token.offset)
+            if token.kind != kind:
+                raise ExprError(f"a list holds strings or numbers, not both: this one holds {kind}s",
+                                token.offset)
             self.index += 1
-            items.append(token.text[1:-1])
-        node = _literal(STRINGS, frozenset(items), start)
+            items.append(token.text[1:-1] if kind == "string" else Decimal(token.text))
+        node = _literal(STRINGS if kind == "string" else NUMBERS, frozenset(items), start)
         node.span = (start.offset, _end(close))
         return node
 
@@ -403,16 +414,27 @@ class _Parser:
         if fact is None:
             raise ExprError(f"unknown name {name!r}{_suggest(name, self._names())}", token.offset)
         self.condition.facts.add(name)
-        getter, key = fact.get, (name, -1)
-
-        def read(c: Context) -> object:
-            if key not in c.cache:
-                c.cache[key] = getter(c.state)
-            return c.cache[key]
-
+        read = _reader(name, self.zone)
         node = Node(fact.type, token.offset, read, fact=name, span=(token.offset, _end(token)), op="fact")
+        if fact.clock is not None:
+            self.open_clocks.append(node)
         self._leaf(name, node)
         return node
+
+    def _close_clock(self, node: Node, other: Node) -> None:
+        """``days_to_birthday <= 7``: the comparison can flip only when the value becomes 7 or 6,
+        or jumps back after the birthday; the engine then needs only those midnights as deadlines."""
+        if node not in self.open_clocks or not other.is_literal or other.type not in (NUMBER, NUMBERS):
+            return
+        assert node.fact is not None
+        constants = other.literal if isinstance(other.literal, frozenset) else {other.literal}
+        for constant in constants:
+            assert isinstance(constant, Decimal)
+            # "v < 2.5" flips when v becomes 2; "v < 3" when it becomes 2, "v <= 3" when it becomes 3.
+            below = int(constant.to_integral_value(ROUND_FLOOR))
+            above = int(constant.to_integral_value(ROUND_CEILING))
+            self.condition.calendar |= {(node.fact, below), (node.fact, above - 1)}
+        self.open_clocks.remove(node)
 
     def _call(self, token: Token) -> Node:
         name = token.text
@@ -464,6 +486,8 @@ class _Parser:
         late = token.text in (("<=", ">") if left.age_of else ("<", ">="))
         self._close_age(left, right, late)
         self._close_age(right, left, late)
+        self._close_clock(left, right)
+        self._close_clock(right, left)
         return _node(BOOL, token.offset, token.text, _comparison(_ORDERING[token.text]), left, right)
 
     def _close_age(self, node: Node, other: Node, late: bool) -> None:
@@ -489,16 +513,19 @@ class _Parser:
             raise ExprError("age(...) can only be compared with <, <=, > or >=", token.offset)
         self._check_tag(left, right)
         self._check_tag(right, left)
+        self._close_clock(left, right)
+        self._close_clock(right, left)
         build = _equal if token.text == "==" else _unequal
         return _node(BOOL, token.offset, token.text, build, left, right)
 
     def _membership(self, token: Token, left: Node, right: Node, negate: bool) -> Node:
-        if left.type != STRING or right.type not in (STRINGS, TAGSET):
+        if (left.type, right.type) not in ((STRING, STRINGS), (STRING, TAGSET), (NUMBER, NUMBERS)):
             raise ExprError(
-                f"'in' needs a string on the left and a list or a non-exclusive dimension on "
-                f"the right, not {left.type} in {right.type}",
+                f"'in' needs a string on the left and a list of strings or a non-exclusive dimension "
+                f"on the right, or a number and a list of numbers, not {left.type} in {right.type}",
                 token.offset,
             )
+        self._close_clock(left, right)
         self._check_tag(right, left)
         if right.type == STRINGS:
             self._check_tag(left, right)
@@ -564,9 +591,27 @@ class _Parser:
         return [*FACTS, *self.dimensions]
 
 
-def compile_condition(source: str, dimensions: Mapping[str, Dimension]) -> Condition:
-    """Parse, type-check and compile one condition. Raises ExprError."""
-    return _Parser(source, dimensions).parse()
+def compile_condition(
+    source: str, dimensions: Mapping[str, Dimension], zone: tzinfo = DEFAULT_ZONE
+) -> Condition:
+    """Parse, type-check and compile one condition. Raises ExprError.
+
+    ``zone`` is where facts of the calendar (days to a birthday, a weekday, an hour) are read."""
+    return _Parser(source, dimensions, zone).parse()
+
+
+def _reader(name: str, zone: tzinfo) -> Evaluator:
+    """The evaluator of a fact, computed once per evaluation (the context's cache)."""
+    fact = FACTS[name]
+    getter, clock, key = fact.get, fact.clock, (name, -1)
+
+    def read(c: Context) -> object:
+        if key not in c.cache:
+            stored = getter(c.state)
+            c.cache[key] = stored if clock is None else clock(stored, c.now, zone)
+        return c.cache[key]
+
+    return read
 
 
 # --------------------------------------------------------------------------------------------

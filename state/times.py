@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 SECOND = 1_000_000
 MINUTE = 60 * SECOND
@@ -24,6 +25,10 @@ calendar year (a leap year has 366 days): durations are fixed lengths, so a dead
 _UNITS = {"s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY, "y": YEAR}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdy])$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+"""Where calendar facts (a birthday, a weekday, an hour) are read when a catalog names no zone."""
+DEFAULT_ZONE: tzinfo = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 def wall_clock() -> int:
@@ -105,3 +110,21 @@ def format_timestamp(micros: int) -> str:
 def days(micros: int) -> float:
     """A duration in (fractional) days, for human-readable reasons."""
     return micros / DAY
+
+
+# -- the calendar in a time zone ---------------------------------------------------------------
+# Moments stay UTC microseconds; only facts about the calendar (which day, which weekday, which
+# hour) are read in a zone, the catalog's (``timezone:``).
+
+
+def local_time(micros: int, zone: tzinfo) -> datetime:
+    """The wall-clock date and time of a moment in ``zone``."""
+    return (_EPOCH + timedelta(microseconds=micros)).astimezone(zone)  # UTC arithmetic, then the zone
+
+
+def local_midnight(day: date, zone: tzinfo) -> int:
+    """The moment ``day`` starts in ``zone``, in microseconds. Where a clock change skips
+    midnight, the first moment of the day that exists."""
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    delta = start.astimezone(UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * SECOND + delta.microseconds

@@ -298,8 +298,8 @@ def test_evaluated_marks_money() -> None:
         ('-"a" == "a"', "cannot negate a string", 0),
         (
             '"a" in "a"',
-            "'in' needs a string on the left and a list or a non-exclusive dimension on "
-            "the right, not string in string",
+            "'in' needs a string on the left and a list of strings or a non-exclusive dimension "
+            "on the right, or a number and a list of numbers, not string in string",
             4,
         ),
         ("age(last_activity) > 30", "cannot compare duration > number", 19),
@@ -337,7 +337,7 @@ def test_evaluated_marks_money() -> None:
         ("true true", "unexpected 'true'", 5),
         ("(true", "expected ')', found end of the condition", 5),
         ("true and", "unexpected end of the condition", 8),
-        ('owner_rep in ["a", 1]', "a list may only hold strings", 19),
+        ('owner_rep in ["a", 1]', "a list holds strings or numbers, not both: this one holds strings", 19),
         ("1 < 2 < 3", "unexpected '<'", 6),
     ],
 )

@@ -5,15 +5,21 @@ logins over a window. Each is typed, and each that depends on time has its deadl
 
 from __future__ import annotations
 
+from datetime import date
 from textwrap import dedent
+from zoneinfo import ZoneInfo
 
 import pytest
-from builders import Customer, day, login, replay
+from builders import Customer, day, login, profile, replay
 
 from rules.catalog import Catalog, CatalogError, parse_catalog
+from rules.engine import EVENT, TIMER, next_deadline
+from rules.explain import explain
 from rules.expr import Context, ExprError, _Parser, compile_condition
+from rules.facts import FACTS, next_birthday
 from state.customer import CustomerState
-from state.times import DAY, HOUR, YEAR, format_duration, parse_duration
+from state.events import ProfileEvent
+from state.times import DAY, HOUR, YEAR, format_duration, parse_duration, parse_timestamp
 
 US = 1
 
@@ -123,3 +129,103 @@ def test_a_non_constant_duration_next_to_age_is_reported_with_file_and_line() ->
     assert "probe.yaml:11: in condition: age(...) can only be compared with a constant duration" in problem(
         "age(last_activity) > age(registered_at)"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# 2. days_to_birthday, in the catalog's time zone
+# T0 is 2026-01-05 08:00 UTC: 16:00 in Shanghai, the same calendar day.
+
+SHANGHAI_MIDNIGHT_JAN_7 = parse_timestamp("2026-01-06T16:00:00Z")
+
+
+def birthday_state(birthday: str | None) -> CustomerState:
+    return CustomerState("c1", birthday=birthday)
+
+
+def test_a_birthday_in_three_days_reads_3_and_flips_at_local_midnight() -> None:
+    state = birthday_state("01-08")
+    assert value("days_to_birthday", state, day(0)) == 3
+    assert value("days_to_birthday", state, SHANGHAI_MIDNIGHT_JAN_7 - US) == 2
+    assert value("days_to_birthday", state, SHANGHAI_MIDNIGHT_JAN_7) == 1
+
+
+def test_days_to_birthday_is_0_on_the_day_and_null_without_a_birthday() -> None:
+    assert value("days_to_birthday", birthday_state("01-05"), day(0)) == 0
+    assert value("days_to_birthday", birthday_state("01-04"), day(0)) == 364
+    assert value("days_to_birthday", birthday_state(None), day(0)) is None
+    assert value("days_to_birthday <= 7 or days_to_birthday > 7", birthday_state(None), day(0)) is False
+
+
+def test_a_29_february_birthday_falls_on_1_march_in_a_year_without_one() -> None:
+    assert next_birthday("02-29", date(2026, 1, 5)) == date(2026, 3, 1)
+    assert next_birthday("02-29", date(2027, 3, 2)) == date(2028, 2, 29)
+    assert value("days_to_birthday", birthday_state("02-29"), parse_timestamp("2026-03-01T00:00:00+08:00")) == 0
+
+
+def test_the_day_is_the_day_of_the_catalogs_time_zone() -> None:
+    late_evening_in_new_york = parse_timestamp("2026-01-08T02:00:00Z")  # 21:00 on the 7th there
+    state = birthday_state("01-08")
+    assert value("days_to_birthday", state, late_evening_in_new_york) == 0  # Shanghai: the 8th
+    condition = compile_condition("days_to_birthday == 1", {}, ZoneInfo("America/New_York"))
+    assert condition(Context(state, late_evening_in_new_york, {}))
+
+
+def test_a_comparison_with_a_constant_needs_only_the_midnights_where_it_flips() -> None:
+    probe = catalog("days_to_birthday <= 2")
+    assert probe.calendar == {"days_to_birthday": frozenset({1, 2})}
+    state = birthday_state("01-08")
+    # Becomes 2 at Shanghai midnight of the 6th; then 1 (a deadline that changes nothing); then the
+    # day after the birthday, when it jumps back to 364.
+    assert next_deadline(probe, state, day(0)) == parse_timestamp("2026-01-05T16:00:00Z")
+    assert next_deadline(probe, state, parse_timestamp("2026-01-06T16:00:00Z")) == parse_timestamp(
+        "2026-01-08T16:00:00Z"
+    )
+    assert next_deadline(probe, birthday_state(None), day(0)) is None
+
+
+def test_a_computed_use_of_days_to_birthday_needs_every_midnight() -> None:
+    probe = catalog("days_to_birthday * 2 < 5")
+    assert probe.calendar == {"days_to_birthday": None}
+    state = birthday_state("06-01")
+    assert next_deadline(probe, state, day(0)) == parse_timestamp("2026-01-05T16:00:00Z")
+
+
+def test_birthday_week_is_entered_and_left_at_local_midnights_live_and_in_replay() -> None:
+    probe = catalog("days_to_birthday <= 6")
+    events = [profile(day(0), birthday="01-20"), login(day(30))]
+    _, replayed = replay(*events, catalog=probe)
+    live = Customer(*events, catalog=probe)
+    expected = [
+        ("hit", parse_timestamp("2026-01-14T00:00:00+08:00")),
+        (None, parse_timestamp("2026-01-21T00:00:00+08:00")),
+    ]
+    assert [(c.to_tag, c.effective_at) for c in replayed] == expected
+    assert [(c.to_tag, c.effective_at) for c in live.changes] == expected
+    assert all(c.trigger == TIMER for c in live.changes)
+
+
+def test_a_profile_event_moves_days_to_birthday() -> None:
+    assert FACTS["days_to_birthday"].changed_by == (ProfileEvent,)
+    probe = catalog("days_to_birthday == 0")
+    live = Customer(profile(day(0), birthday="01-05"), catalog=probe)
+    assert [(c.to_tag, c.trigger) for c in live.changes] == [("hit", EVENT)]
+
+
+def test_the_catalog_time_zone_is_checked_with_file_and_line() -> None:
+    assert catalog("days_to_birthday == 0").timezone == "Asia/Shanghai"
+    assert catalog("days_to_birthday == 0", extra="timezone: Europe/Paris").timezone == "Europe/Paris"
+    assert "probe.yaml:2: timezone: unknown time zone 'Mars/Olympus'" in problem(
+        "days_to_birthday == 0", extra="timezone: Mars/Olympus"
+    )
+
+
+def test_a_catalog_in_utc_flips_at_utc_midnight() -> None:
+    probe = catalog("days_to_birthday <= 2", extra="timezone: UTC")
+    assert next_deadline(probe, birthday_state("01-08"), day(0)) == parse_timestamp("2026-01-06T00:00:00Z")
+
+
+def test_an_explanation_shows_days_to_birthday() -> None:
+    probe = catalog("days_to_birthday <= 6 and days_to_birthday in [0, 1, 2, 3]")
+    explained = explain(probe, birthday_state("01-08"), day(0)).dimensions[0].tags[0]
+    assert explained.holds
+    assert {v.expression: v.value for v in explained.values}["days_to_birthday"] == "3"
