@@ -37,6 +37,8 @@ from rules.facts import (
     BOOL,
     DURATION,
     FACTS,
+    FUNCTIONS,
+    LOCAL_PARTS,
     NUMBER,
     NUMBERS,
     STRING,
@@ -45,6 +47,7 @@ from rules.facts import (
     TIME,
     WINDOWS,
     in_window,
+    local_part,
 )
 from state.customer import CustomerState
 from state.times import DEFAULT_ZONE, format_duration, parse_duration
@@ -453,9 +456,11 @@ class _Parser:
             self.open_ages.append(node)
             self._leaf(f"days_since_{fact}", node)
             return node
+        if name in LOCAL_PARTS:
+            return self._local_part(token, argument, end)
         window = WINDOWS.get(name)
         if window is None:
-            known = ["age", *WINDOWS]
+            known = [*FUNCTIONS, *WINDOWS]
             raise ExprError(f"unknown function {name!r}{_suggest(name, known)}", token.offset)
         if not argument.is_literal or argument.type != DURATION:
             raise ExprError(f"{name}() takes a window length such as 90d", argument.offset)
@@ -473,6 +478,18 @@ class _Parser:
         # A leaf: its argument is a constant, read once here.
         node = Node(NUMBER, token.offset, evaluate, span=(token.offset, end), op="call", money=window.money)
         self._leaf(f"{name}_{format_duration(length, years=False)}", node)
+        return node
+
+    def _local_part(self, token: Token, argument: Node, end: int) -> Node:
+        """``weekday(t)``, ``hour(t)``: read on the catalog's wall clock. No deadline: the value
+        depends on the moment ``t`` only, which changes with events, not with "now"."""
+        name = token.text
+        if argument.type != TIME:
+            raise ExprError(f"{name}() takes a time, such as {name}(last_activity)", argument.offset)
+        node = _node(NUMBER, token.offset, "call", _part_of(name, self.zone), argument)
+        node.span = (token.offset, end)
+        if argument.fact is not None:
+            self._leaf(f"{name}_{argument.fact}", node)
         return node
 
     def _ordering(self, token: Token, left: Node, right: Node) -> Node:
@@ -636,6 +653,13 @@ def _not(a: Evaluator) -> Evaluator:
 
 def _negation(a: Evaluator) -> Evaluator:
     return lambda c: _negate(a(c))
+
+
+def _part_of(part: str, zone: tzinfo) -> Builder:
+    def build(moment: Evaluator) -> Evaluator:
+        return lambda c: local_part(part, moment(c), zone)
+
+    return build
 
 
 def _age_of(moment: Evaluator) -> Evaluator:

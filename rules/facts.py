@@ -11,7 +11,7 @@ from __future__ import annotations
 from calendar import isleap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Protocol
 
@@ -191,3 +191,35 @@ def birthday_changes(birthday: object, now: int, zone: tzinfo, values: frozenset
     days = [coming + timedelta(days=1)]
     days += [b - timedelta(days=v) for v in values if v >= 0 for b in (coming, after)]
     return local_midnight(min(d for d in days if d > today), zone)
+
+
+LOCAL_PARTS: dict[str, Callable[[datetime], int]] = {
+    "weekday": lambda moment: moment.isoweekday(),  # 1 Monday .. 7 Sunday (ISO 8601)
+    "hour": lambda moment: moment.hour,  # 0 .. 23
+}
+"""Parts of a moment read on the wall clock of the catalog's time zone. They depend only on the
+moment, not on "now": a condition on them changes only when the moment (an event) does."""
+
+
+def local_part(part: str, moment: object, zone: tzinfo) -> int | None:
+    """``weekday`` or ``hour`` of a moment in ``zone``; null for a missing moment."""
+    if not isinstance(moment, int):
+        return None
+    return LOCAL_PARTS[part](local_time(moment, zone))
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A function of the language other than the windows, as the vocabulary lists it."""
+
+    signature: str
+    type: str
+    doc: str
+
+
+FUNCTIONS: dict[str, Function] = {
+    "age": Function("age(t)", DURATION, "now minus the time fact t; compared only with a constant duration"),
+    "weekday": Function("weekday(t)", NUMBER, "day of the week of the time t in the catalog's time zone: "
+                        "1 Monday .. 7 Sunday"),
+    "hour": Function("hour(t)", NUMBER, "hour of the time t in the catalog's time zone: 0 .. 23"),
+}

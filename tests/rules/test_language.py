@@ -229,3 +229,73 @@ def test_an_explanation_shows_days_to_birthday() -> None:
     explained = explain(probe, birthday_state("01-08"), day(0)).dimensions[0].tags[0]
     assert explained.holds
     assert {v.expression: v.value for v in explained.values}["days_to_birthday"] == "3"
+
+
+# --------------------------------------------------------------------------------------------
+# 3. weekday() and hour() of a moment, in the catalog's time zone
+# 2026-01-10 is a Saturday.
+
+SATURDAY_NIGHT_IN_SHANGHAI = parse_timestamp("2026-01-10T23:30:00+08:00")  # 15:30 UTC, still Saturday
+
+
+def active_at(moment: int) -> CustomerState:
+    return CustomerState("c1", last_activity_at=moment)
+
+
+def test_weekday_is_1_for_monday_to_7_for_sunday_on_the_catalogs_wall_clock() -> None:
+    assert value("weekday(last_activity)", active_at(SATURDAY_NIGHT_IN_SHANGHAI)) == 6
+    assert value("weekday(last_activity)", active_at(SATURDAY_NIGHT_IN_SHANGHAI + HOUR)) == 7
+    assert value("weekday(last_activity)", active_at(parse_timestamp("2026-01-12T00:00:00+08:00"))) == 1
+
+
+def test_hour_is_0_to_23_on_the_catalogs_wall_clock() -> None:
+    assert value("hour(last_activity)", active_at(SATURDAY_NIGHT_IN_SHANGHAI)) == 23
+    assert value("hour(last_activity)", active_at(SATURDAY_NIGHT_IN_SHANGHAI + HOUR)) == 0
+    utc = compile_condition("hour(last_activity) == 15", {}, ZoneInfo("UTC"))
+    assert utc(Context(active_at(SATURDAY_NIGHT_IN_SHANGHAI), day(0), {}))
+
+
+def test_a_weekend_shopper_is_one_whose_last_activity_fell_on_a_weekend() -> None:
+    for source in ("weekday(last_activity) in [6, 7]", "weekday(last_activity) >= 6"):
+        assert value(source, active_at(SATURDAY_NIGHT_IN_SHANGHAI)) is True
+        assert value(source, active_at(SATURDAY_NIGHT_IN_SHANGHAI - DAY)) is False
+        assert value(source, CustomerState("c1")) is False  # no activity: null
+
+
+def test_weekday_and_hour_need_no_deadline() -> None:
+    probe = catalog("weekday(last_activity) in [6, 7] and hour(last_activity) >= 20")
+    assert not probe.ages and not probe.windows and not probe.calendar
+    live = Customer(login(SATURDAY_NIGHT_IN_SHANGHAI), catalog=probe)
+    assert live.state.next_deadline is None
+    assert [(c.to_tag, c.trigger) for c in live.changes] == [("hit", EVENT)]
+    live.send(login(SATURDAY_NIGHT_IN_SHANGHAI + 2 * DAY))  # Monday
+    _, replayed = replay(login(SATURDAY_NIGHT_IN_SHANGHAI), login(SATURDAY_NIGHT_IN_SHANGHAI + 2 * DAY),
+                         catalog=probe)
+    assert [(c.to_tag, c.effective_at) for c in live.changes] == [(c.to_tag, c.effective_at) for c in replayed]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("weekday(owner_rep) == 6", "weekday() takes a time, such as weekday(last_activity)"),
+        ("hour(spend(30d)) > 3", "hour() takes a time, such as hour(last_activity)"),
+        ('weekday(last_activity) in ["sat"]', "a number and a list of numbers"),
+        ('weekday(last_activity) in [6, "7"]', "a list holds strings or numbers, not both"),
+        ("weekend(last_activity)", "unknown function 'weekend' (did you mean 'weekday'?)"),
+    ],
+)
+def test_weekday_and_hour_are_typed(source: str, message: str) -> None:
+    with pytest.raises(ExprError) as caught:
+        compile_condition(source, {})
+    assert message in caught.value.message
+
+
+def test_a_bad_weekday_use_is_reported_with_file_and_line() -> None:
+    assert "probe.yaml:11: in condition: weekday() takes a time" in problem("weekday(birthday) == 1")
+
+
+def test_an_explanation_shows_the_weekday() -> None:
+    probe = catalog("weekday(last_activity) >= 6")
+    explained = explain(probe, active_at(SATURDAY_NIGHT_IN_SHANGHAI), day(10)).dimensions[0].tags[0]
+    assert explained.holds
+    assert {v.expression: v.value for v in explained.values}["weekday(last_activity)"] == "6"
