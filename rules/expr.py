@@ -48,6 +48,7 @@ from rules.facts import (
     WINDOWS,
     in_window,
     local_part,
+    of_channel,
 )
 from state.customer import CustomerState
 from state.times import DEFAULT_ZONE, format_duration, parse_duration
@@ -443,7 +444,10 @@ class _Parser:
         name = token.text
         leaves_before = len(self.condition.leaves)
         argument = self.parse_or()
+        extra = self.parse_or() if self.accept(",") else None
         end = _end(self.expect(")"))
+        if extra is not None and not (name in WINDOWS and WINDOWS[name].by_channel):
+            raise ExprError(f"{name}() takes one argument", extra.offset)
         if name == "age":
             if argument.type != TIME or argument.fact is None:
                 raise ExprError("age() takes a time fact, such as age(last_activity)", argument.offset)
@@ -458,6 +462,11 @@ class _Parser:
             return node
         if name in LOCAL_PARTS:
             return self._local_part(token, argument, end)
+        return self._window(token, argument, extra, end)
+
+    def _window(self, token: Token, argument: Node, extra: Node | None, end: int) -> Node:
+        """``spend(180d)``, ``logins(30d, "app")``: a leaf, its arguments constants read once here."""
+        name = token.text
         window = WINDOWS.get(name)
         if window is None:
             known = [*FUNCTIONS, *WINDOWS]
@@ -467,18 +476,30 @@ class _Parser:
         length = int(argument.literal)  # type: ignore[call-overload]
         if not 0 < length <= MAX_WINDOW:
             raise ExprError("a window must be longer than 0 and at most 365d", argument.offset)
+        channel = self._channel(extra) if extra is not None else None
+        # One deadline list for every channel: a login of another channel leaving the window is a
+        # deadline at which nothing flips, which costs an evaluation and nothing else.
         self.condition.windows.add((name, length))
-        key = (name, length)
+        key = (name if channel is None else f"{name}/{channel}", length)
 
         def evaluate(c: Context) -> object:
             if key not in c.cache:
-                c.cache[key] = window.value(in_window(window.elements(c.state), c.now, length))
+                elements = window.elements(c.state)
+                if channel is not None:
+                    elements = of_channel(elements, channel)
+                c.cache[key] = window.value(in_window(elements, c.now, length))
             return c.cache[key]
 
-        # A leaf: its argument is a constant, read once here.
         node = Node(NUMBER, token.offset, evaluate, span=(token.offset, end), op="call", money=window.money)
-        self._leaf(f"{name}_{format_duration(length, years=False)}", node)
+        suffix = "" if channel is None else f"_{channel}"
+        self._leaf(f"{name}_{format_duration(length, years=False)}{suffix}", node)
         return node
+
+    @staticmethod
+    def _channel(node: Node) -> str:
+        if not (node.is_literal and node.type == STRING) or not str(node.literal).strip():
+            raise ExprError('the channel is a string such as "app"', node.offset)
+        return str(node.literal)
 
     def _local_part(self, token: Token, argument: Node, end: int) -> Node:
         """``weekday(t)``, ``hour(t)``: read on the catalog's wall clock. No deadline: the value

@@ -34,6 +34,7 @@ EventKind = type[OrderEvent] | type[LoginEvent] | type[FollowupEvent] | type[Pro
 ORDERS: tuple[EventKind, ...] = (OrderEvent,)
 ACTIVITY: tuple[EventKind, ...] = (OrderEvent, LoginEvent)
 FOLLOWUPS: tuple[EventKind, ...] = (FollowupEvent,)
+LOGINS: tuple[EventKind, ...] = (LoginEvent,)
 PROFILE: tuple[EventKind, ...] = (ProfileEvent,)
 
 
@@ -109,6 +110,9 @@ class Window:
     doc: str
     changed_by: tuple[EventKind, ...] = ()
     money: bool = False  # its value is an amount (explanations show 2 decimals)
+    # It takes an optional second argument, a channel: ``logins(30d, "app")`` counts the elements
+    # whose ``channel`` is that one.
+    by_channel: bool = False
 
 
 def _paid(s: CustomerState) -> list[Order]:
@@ -139,7 +143,20 @@ WINDOWS: dict[str, Window] = {
         ORDERS,
     ),
     "followups": Window(lambda s: s.followups, _count, "follow-ups within the window", FOLLOWUPS),
+    "logins": Window(
+        lambda s: s.logins,
+        _count,
+        "logins within the window (at most the newest 1000 of 365 days); logins(D, \"app\"): those through "
+        "that channel",
+        LOGINS,
+        by_channel=True,
+    ),
 }
+
+
+def of_channel(items: Sequence[Timed], channel: str) -> list[Timed]:
+    """The logins (elements with a ``channel``) through one channel."""
+    return [item for item in items if getattr(item, "channel", None) == channel]
 
 
 def in_window(items: Sequence[Timed], now: int, window: int) -> list[Timed]:

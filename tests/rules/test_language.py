@@ -16,9 +16,9 @@ from rules.catalog import Catalog, CatalogError, parse_catalog
 from rules.engine import EVENT, TIMER, next_deadline
 from rules.explain import explain
 from rules.expr import Context, ExprError, _Parser, compile_condition
-from rules.facts import FACTS, next_birthday
-from state.customer import CustomerState
-from state.events import ProfileEvent
+from rules.facts import FACTS, WINDOWS, next_birthday
+from state.customer import MAX_LOGINS, CustomerState, apply_event
+from state.events import LoginEvent, ProfileEvent
 from state.times import DAY, HOUR, YEAR, format_duration, parse_duration, parse_timestamp
 
 US = 1
@@ -299,3 +299,107 @@ def test_an_explanation_shows_the_weekday() -> None:
     explained = explain(probe, active_at(SATURDAY_NIGHT_IN_SHANGHAI), day(10)).dimensions[0].tags[0]
     assert explained.holds
     assert {v.expression: v.value for v in explained.values}["weekday(last_activity)"] == "6"
+
+
+# --------------------------------------------------------------------------------------------
+# 4. logins over a window, optionally through one channel
+
+
+def channel_login(at: int, channel: str | None, *, event_id: str | None = None) -> LoginEvent:
+    template = login(at, event_id=event_id)
+    return LoginEvent(template.event_id, template.customer_id, at, channel)
+
+
+def logged_in(*events: LoginEvent, now: int) -> CustomerState:
+    state = CustomerState("c1")
+    for event in events:
+        apply_event(state, event, now)
+    return state
+
+
+def test_logins_counts_the_logins_younger_than_the_window() -> None:
+    state = logged_in(login(day(0)), login(day(10)), login(day(25)), now=day(25))
+    assert value("logins(30d)", state, day(25)) == 3
+    assert value("logins(30d)", state, day(30)) == 2  # the one of day 0 is exactly 30 days old: out
+    assert value("logins(1y)", state, day(30)) == 3
+
+
+def test_logins_through_one_channel_count_only_that_channel() -> None:
+    state = logged_in(channel_login(day(1), "app"), channel_login(day(2), "web"), channel_login(day(3), None),
+                      channel_login(day(4), "app"), now=day(5))
+    assert value('logins(30d, "app")', state, day(5)) == 2
+    assert value('logins(30d, "web")', state, day(5)) == 1
+    assert value('logins(30d, "mini_program")', state, day(5)) == 0
+    assert value("logins(30d)", state, day(5)) == 4
+
+
+def test_a_redelivered_login_is_counted_once_even_long_after() -> None:
+    first = login(day(0), event_id="login-1")
+    state = logged_in(first, *(login(day(0) + n) for n in range(1, 40)), first, now=day(1))
+    assert value("logins(30d)", state, day(1)) == 40
+
+
+def test_logins_are_kept_365_days_and_at_most_the_newest_thousand() -> None:
+    state = logged_in(login(day(0)), login(day(100)), now=day(100))
+    apply_event(state, login(day(366)), day(366))
+    assert [entry.at for entry in state.logins] == [day(100), day(366)]
+    many = logged_in(*(login(day(0) + n * HOUR) for n in range(MAX_LOGINS + 5)), now=day(50))
+    assert len(many.logins) == MAX_LOGINS
+    assert many.logins[0].at == day(0) + 5 * HOUR  # the oldest went first
+
+
+def test_frequent_user_leaves_at_the_moment_a_login_leaves_the_window_live_and_in_replay() -> None:
+    probe = catalog("logins(7d) >= 3")
+    events = [login(day(0)), login(day(1)), login(day(2)), login(day(20))]
+    live = Customer(*events, catalog=probe)
+    _, replayed = replay(*events, catalog=probe)
+    expected = [("hit", day(2), EVENT), (None, day(7), TIMER)]
+    assert [(c.to_tag, c.effective_at, c.trigger) for c in live.changes] == expected
+    assert [(c.to_tag, c.effective_at, c.trigger) for c in replayed] == expected
+    assert live.changes[0].reason == {"logins_7d": 3}
+
+
+def test_a_channel_window_flips_live_and_in_replay_alike() -> None:
+    probe = catalog('logins(7d, "app") >= 2 and logins(30d) >= 3')
+    events = [channel_login(day(0), "web"), channel_login(day(1), "app"), channel_login(day(3), "app"),
+              channel_login(day(40), "web")]
+    live = Customer(*events, catalog=probe)
+    _, replayed = replay(*events, catalog=probe)
+    expected = [("hit", day(3)), (None, day(8))]
+    assert [(c.to_tag, c.effective_at) for c in live.changes] == expected
+    assert [(c.to_tag, c.effective_at) for c in replayed] == expected
+    assert live.changes[0].reason == {"logins_7d_app": 2, "logins_30d": 3}
+
+
+def test_logins_move_with_login_events_only() -> None:
+    assert WINDOWS["logins"].changed_by == (LoginEvent,)
+    probe = catalog("logins(30d) >= 1")
+    assert probe.moved_by[LoginEvent] == {"probe"}
+    assert probe.moved_by[ProfileEvent] == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("logins(30) > 1", "logins() takes a window length such as 90d"),
+        ("logins(30d, app) > 1", "unknown name 'app'"),
+        ("logins(30d, 3) > 1", 'the channel is a string such as "app"'),
+        ('logins(30d, "") > 1', 'the channel is a string such as "app"'),
+        ('spend(30d, "app") > 1', "spend() takes one argument"),
+        ('age(last_activity, "app") > 1d', "age() takes one argument"),
+        ("logins(400d) > 1", "a window must be longer than 0 and at most 365d"),
+    ],
+)
+def test_logins_is_typed(source: str, message: str) -> None:
+    with pytest.raises(ExprError) as caught:
+        compile_condition(source, {})
+    assert message in caught.value.message
+
+
+def test_an_explanation_shows_the_login_counts() -> None:
+    probe = catalog('logins(30d) >= 2 and logins(30d, "app") >= 1')
+    state = logged_in(channel_login(day(1), "app"), channel_login(day(2), "web"), now=day(2))
+    explained = explain(probe, state, day(3)).dimensions[0].tags[0]
+    assert explained.holds
+    shown = {v.expression: v.value for v in explained.values}
+    assert shown["logins(30d)"] == "2" and shown['logins(30d, "app")'] == "1"
