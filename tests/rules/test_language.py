@@ -16,7 +16,8 @@ from rules.catalog import Catalog, CatalogError, parse_catalog
 from rules.engine import EVENT, TIMER, next_deadline
 from rules.explain import explain
 from rules.expr import Context, ExprError, _Parser, compile_condition
-from rules.facts import FACTS, WINDOWS, next_birthday
+from rules.facts import FACTS, FUNCTIONS, WINDOWS, next_birthday
+from rules.vocabulary import to_text, vocabulary
 from state.customer import MAX_LOGINS, CustomerState, apply_event
 from state.events import LoginEvent, ProfileEvent
 from state.times import DAY, HOUR, YEAR, format_duration, parse_duration, parse_timestamp
@@ -403,3 +404,21 @@ def test_an_explanation_shows_the_login_counts() -> None:
     assert explained.holds
     shown = {v.expression: v.value for v in explained.values}
     assert shown["logins(30d)"] == "2" and shown['logins(30d, "app")'] == "1"
+
+
+# --------------------------------------------------------------------------------------------
+# 5. the vocabulary, from one source of truth
+
+
+def test_every_name_the_checker_accepts_is_in_the_vocabulary_and_nothing_else() -> None:
+    written = {word.written.split("(")[0] for word in vocabulary()}
+    assert written == {*FACTS, *WINDOWS, *FUNCTIONS}
+    for word in vocabulary():
+        if word.kind == "fact":
+            compile_condition(f"{word.written} == null", {})  # each fact is a name the checker knows
+
+
+def test_the_vocabulary_text_groups_facts_windows_and_functions() -> None:
+    text = to_text(vocabulary())
+    assert text.index("Facts:") < text.index("Window functions") < text.index("Functions:")
+    assert "hour(t)" in text and "number" in text

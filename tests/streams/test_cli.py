@@ -226,3 +226,18 @@ def test_explain_errors_are_one_line_with_a_non_zero_exit(tmp_path: Path) -> Non
     language = tagengine("explain", str(events), "c1", "--lang", "fr")
     assert language.returncode == 2
     assert language.stderr == "tagengine explain: unknown language 'fr': the catalog has en, zh\n"
+
+
+def test_catalog_facts_lists_every_fact_window_and_function_with_its_type() -> None:
+    from rules.facts import FACTS, FUNCTIONS, WINDOWS
+
+    text = tagengine("catalog", "facts")
+    assert text.returncode == 0
+    assert "  days_to_birthday " in text.stdout and "[changed by profile updates, local midnight]" in text.stdout
+    assert "  logins(D[, channel]) " in text.stdout and "  weekday(t) " in text.stdout
+    listed = orjson.loads(tagengine("catalog", "facts", "--json").stdout)
+    names = {word["written"].split("(")[0] for word in listed}
+    assert names == {*FACTS, *WINDOWS, *FUNCTIONS}
+    spend = next(word for word in listed if word["written"] == "spend(D)")
+    assert spend == {"kind": "window", "written": "spend(D)", "type": "number",
+                     "doc": WINDOWS["spend"].doc, "changed_by": ["orders", "time"]}
