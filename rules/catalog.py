@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from rules.expr import Condition, Dimension, ExprError, compile_condition
 from rules.facts import FACTS, WINDOWS
-from state.times import parse_duration
+from state.times import DEFAULT_TIMEZONE, parse_duration
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 ASSIGNEE_ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
@@ -96,6 +99,14 @@ class Catalog:
     # The tags with a validity period, and its length: most catalogs have none, and then the
     # engine skips that part of its work (rules/engine.py).
     valid_for: dict[str, int] = field(default_factory=dict)
+    # Where facts of the calendar are read (``timezone:``), and the values of each calendar fact at
+    # whose start a condition can flip (None: every change), for the engine's deadlines.
+    timezone: str = DEFAULT_TIMEZONE
+    calendar: dict[str, frozenset[int] | None] = field(default_factory=dict)
+
+    @property
+    def zone(self) -> tzinfo:
+        return ZoneInfo(self.timezone)  # ZoneInfo keeps one instance per key: no cost after the first
 
     @property
     def language(self) -> str:
@@ -128,6 +139,20 @@ def moved_by(dimensions: list[DimensionRule]) -> dict[type, frozenset[str]]:
                     moved.add(dimension.name)
         result[kind] = frozenset(moved)
     return result
+
+
+def calendar_values(tags: Iterable[TagRule]) -> dict[str, frozenset[int] | None]:
+    """Per calendar fact the catalog reads, the values at whose start a condition can flip; None
+    when some condition may see any change of it."""
+    found: dict[str, set[int] | None] = {}
+    for tag in tags:
+        for fact, value in tag.condition.calendar:
+            values = found.setdefault(fact, set())
+            if value is None:
+                found[fact] = None
+            elif values is not None:
+                values.add(value)
+    return {fact: None if values is None else frozenset(values) for fact, values in found.items()}
 
 
 def load_catalog(path: str | Path) -> Catalog:
@@ -168,6 +193,7 @@ class _Reader:
         self.source = source
         self.problems: list[Problem] = []
         self.languages: tuple[str, ...] = ("en",)
+        self.timezone = DEFAULT_TIMEZONE
         # A block mapping starts at its first key, a line below its own name: problems of a
         # dimension or a tag as a whole are reported on the line of its name.
         self.key_lines: dict[int, int] = {}
@@ -233,13 +259,14 @@ class _Reader:
     # -- the catalog --
 
     def catalog(self, root: yaml.Node | None, version: str) -> Catalog | None:
-        top = self.mapping(root, "catalog", {"catalog", "languages", "dimensions"})
+        top = self.mapping(root, "catalog", {"catalog", "languages", "timezone", "dimensions"})
         if root is None or not top:
             if not self.problems:
                 self.problem(root, "the catalog is empty")
             return None
         name = self.scalar(self.required(top, "catalog", root, "catalog"), "catalog") or "catalog"
         self.languages = self.language_list(top.get("languages"))
+        self.timezone = self.zone_name(top.get("timezone"))
         dims_node = self.required(top, "dimensions", root, "catalog")
         raw_dimensions = self.mapping(dims_node, "dimensions", set())
         if isinstance(dims_node, yaml.MappingNode) and not raw_dimensions:
@@ -256,7 +283,22 @@ class _Reader:
         ages = frozenset(a for t in tags.values() for a in t.condition.ages)
         windows = frozenset(w for t in tags.values() for w in t.condition.windows)
         return Catalog(name, version, self.languages, tuple(ordered), self.source, tags, ages, windows,
-                       moved_by(ordered), {t.name: t.valid_for for t in tags.values() if t.valid_for is not None})
+                       moved_by(ordered), {t.name: t.valid_for for t in tags.values() if t.valid_for is not None},
+                       self.timezone, calendar_values(tags.values()))
+
+    def zone_name(self, node: yaml.Node | None) -> str:
+        """``timezone: Asia/Shanghai``: an IANA zone name, checked against the zone database."""
+        if node is None:
+            return DEFAULT_TIMEZONE
+        name = self.scalar(node, "timezone")
+        if name is None:
+            return DEFAULT_TIMEZONE
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problem(node, f"timezone: unknown time zone {name!r} (an IANA name such as Asia/Shanghai or UTC)")
+            return DEFAULT_TIMEZONE
+        return name
 
     def language_list(self, node: yaml.Node | None) -> tuple[str, ...]:
         if node is None:
@@ -326,7 +368,7 @@ class _Reader:
         if source is None:
             return None
         try:
-            condition = compile_condition(source, shapes)
+            condition = compile_condition(source, shapes, ZoneInfo(self.timezone))
         except ExprError as exc:
             self.condition_problem(when_node, source, exc)
             return None

@@ -9,7 +9,8 @@ customer at or before ``now`` fires, each evaluated at its own moment (``trigger
 event is applied and the customer evaluated at ``now`` (``trigger: event``). A customer's next
 deadline is the earliest future moment at which any condition can flip without a new event: an
 ``age(t) OP d`` comparison flips at ``t + d``, a window count changes when an element leaves it,
-and a held tag with ``valid_for`` expires at ``since + valid_for`` (SPEC section 9).
+a calendar fact (``days_to_birthday``) changes at a local midnight of the catalog's time zone, and
+a held tag with ``valid_for`` expires at ``since + valid_for`` (SPEC section 9).
 
 An expired tag is removed (the next tag of an exclusive dimension whose condition holds taking its
 place) and kept in ``state.expired`` until an evaluation sees its condition false: until then it is
@@ -212,6 +213,12 @@ def next_deadline(catalog: Catalog, state: CustomerState, now: int) -> int | Non
             elements[name] = WINDOWS[name].elements(state)
         moment = window_deadline(elements[name], now, length)  # type: ignore[arg-type]
         if moment is not None:
+            candidates.append(moment)
+    for fact, values in catalog.calendar.items():  # days_to_birthday: local midnights
+        changes = FACTS[fact].changes
+        assert changes is not None, "a calendar fact says when it changes"
+        moment = changes(FACTS[fact].get(state), now, catalog.zone, values)
+        if moment is not None and moment > now:
             candidates.append(moment)
     candidates += [end for _, end in _validity_ends(catalog, state) if end > now]
     return min(candidates) if candidates else None

@@ -29,23 +29,29 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, DivisionByZero, InvalidOperation
+from datetime import tzinfo
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
 from rules.facts import (
     BOOL,
     DURATION,
     FACTS,
+    FUNCTIONS,
+    LOCAL_PARTS,
     NUMBER,
+    NUMBERS,
     STRING,
     STRINGS,
     TAGSET,
     TIME,
     WINDOWS,
     in_window,
+    local_part,
+    of_channel,
 )
 from state.customer import CustomerState
-from state.times import format_duration, parse_duration
+from state.times import DEFAULT_ZONE, format_duration, parse_duration
 
 MAX_WINDOW = 365 * 86_400 * 1_000_000
 """Orders and follow-ups are kept one by one for 365 days, so no window may be longer."""
@@ -74,6 +80,7 @@ class Context:
 
 
 Evaluator = Callable[[Context], object]
+_NO_CONTEXT: Any = None  # what a constant is evaluated against: it reads nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,8 @@ class Condition:
     ages: set[tuple[str, int]] = field(default_factory=set)  # (time fact, age at which it flips)
     facts: set[str] = field(default_factory=set)  # facts it reads, directly or through age()
     windows: set[tuple[str, int]] = field(default_factory=set)  # (window function, length)
+    # (fact of the calendar, a value at whose start a comparison can flip; None: any change)
+    calendar: set[tuple[str, int | None]] = field(default_factory=set)
     dimensions: set[str] = field(default_factory=set)  # dimensions it refers to
     leaves: list[tuple[str, Evaluator, str]] = field(default_factory=list)  # reason key, fn, type
     root: Node | None = None  # the typed tree ``evaluate`` was built from
@@ -151,7 +160,7 @@ class Evaluated:
 _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
-  | (?P<duration>\d+(?:\.\d+)?[smhd](?![A-Za-z0-9_]))
+  | (?P<duration>\d+(?:\.\d+)?[smhdy](?![A-Za-z0-9_]))
   | (?P<number>\d+(?:\.\d+)?(?![A-Za-z0-9_.]))  # no backtracking into "30days"
   | (?P<string>"[^"\\\n]*"|'[^'\\\n]*')
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
@@ -233,8 +242,10 @@ _ORDERING: dict[str, Callable[[Any, Any], Any]] = {
 class _Parser:
     """Recursive descent, one method per precedence level, type-checking as it builds."""
 
-    def __init__(self, source: str, dimensions: Mapping[str, Dimension]) -> None:
+    def __init__(self, source: str, dimensions: Mapping[str, Dimension], zone: tzinfo = DEFAULT_ZONE) -> None:
         self.source = source
+        self.zone = zone
+        self.open_clocks: list[Node] = []  # calendar facts not (yet) compared with a constant
         self.tokens = tokenize(source)
         self.index = 0
         self.dimensions = dimensions
@@ -276,6 +287,8 @@ class _Parser:
             raise ExprError(
                 "age(...) can only be compared with a duration such as 30d", self.open_ages[0].offset
             )
+        # A calendar fact used otherwise than against a constant may be seen to change any midnight.
+        self.condition.calendar |= {(clock.fact, None) for clock in self.open_clocks if clock.fact}
         self.condition.evaluate = node.fn
         self.condition.root = node
         return self.condition
@@ -324,14 +337,14 @@ class _Parser:
         node = self.parse_product()
         while (token := self.accept("+", "-")) is not None:
             right = self.parse_product()
-            node = self._arithmetic(token, node, right, (NUMBER, DURATION))
+            node = self._arithmetic(token, node, right)
         return node
 
     def parse_product(self) -> Node:
         node = self.parse_unary()
         while (token := self.accept("*", "/")) is not None:
             right = self.parse_unary()
-            node = self._arithmetic(token, node, right, (NUMBER,))
+            node = self._arithmetic(token, node, right)
         return node
 
     def parse_unary(self) -> Node:
@@ -341,7 +354,10 @@ class _Parser:
         operand = self.parse_unary()
         if operand.type not in (NUMBER, DURATION):
             raise ExprError(f"cannot negate a {operand.type}", token.offset)
-        return _node(operand.type, token.offset, "-", _negation, operand, money=operand.money)
+        if operand.age_of:
+            raise ExprError("age(...) can only be compared with a duration such as 30d", token.offset)
+        node = _node(operand.type, token.offset, "-", _negation, operand, money=operand.money)
+        return _folded(node) if operand.type == DURATION and operand.is_literal else node
 
     def parse_atom(self) -> Node:
         token = self.token
@@ -371,16 +387,19 @@ class _Parser:
     # -- building blocks --
 
     def _list(self, start: Token) -> Node:
-        items: list[str] = []
+        """A list of strings or of numbers (its first item says which), all literals."""
+        items: list[object] = []
+        kind = "string" if self.token.kind != "number" else "number"
         while (close := self.accept("]")) is None:
             if items:
                 self.expect(",")
             token = self.token
-            if token.kind != "string":
-                raise ExprError("a list may only hold strings", token.offset)
+            if token.kind != kind:
+                raise ExprError(f"a list holds strings or numbers, not both: this one holds {kind}s",
+                                token.offset)
             self.index += 1
-            items.append(token.text[1:-1])
-        node = _literal(STRINGS, frozenset(items), start)
+            items.append(token.text[1:-1] if kind == "string" else Decimal(token.text))
+        node = _literal(STRINGS if kind == "string" else NUMBERS, frozenset(items), start)
         node.span = (start.offset, _end(close))
         return node
 
@@ -399,22 +418,36 @@ class _Parser:
         if fact is None:
             raise ExprError(f"unknown name {name!r}{_suggest(name, self._names())}", token.offset)
         self.condition.facts.add(name)
-        getter, key = fact.get, (name, -1)
-
-        def read(c: Context) -> object:
-            if key not in c.cache:
-                c.cache[key] = getter(c.state)
-            return c.cache[key]
-
+        read = _reader(name, self.zone)
         node = Node(fact.type, token.offset, read, fact=name, span=(token.offset, _end(token)), op="fact")
+        if fact.clock is not None:
+            self.open_clocks.append(node)
         self._leaf(name, node)
         return node
+
+    def _close_clock(self, node: Node, other: Node) -> None:
+        """``days_to_birthday <= 7``: the comparison can flip only when the value becomes 7 or 6,
+        or jumps back after the birthday; the engine then needs only those midnights as deadlines."""
+        if node not in self.open_clocks or not other.is_literal or other.type not in (NUMBER, NUMBERS):
+            return
+        assert node.fact is not None
+        constants = other.literal if isinstance(other.literal, frozenset) else {other.literal}
+        for constant in constants:
+            assert isinstance(constant, Decimal)
+            # "v < 2.5" flips when v becomes 2; "v < 3" when it becomes 2, "v <= 3" when it becomes 3.
+            below = int(constant.to_integral_value(ROUND_FLOOR))
+            above = int(constant.to_integral_value(ROUND_CEILING))
+            self.condition.calendar |= {(node.fact, below), (node.fact, above - 1)}
+        self.open_clocks.remove(node)
 
     def _call(self, token: Token) -> Node:
         name = token.text
         leaves_before = len(self.condition.leaves)
         argument = self.parse_or()
+        extra = self.parse_or() if self.accept(",") else None
         end = _end(self.expect(")"))
+        if extra is not None and not (name in WINDOWS and WINDOWS[name].by_channel):
+            raise ExprError(f"{name}() takes one argument", extra.offset)
         if name == "age":
             if argument.type != TIME or argument.fact is None:
                 raise ExprError("age() takes a time fact, such as age(last_activity)", argument.offset)
@@ -427,26 +460,57 @@ class _Parser:
             self.open_ages.append(node)
             self._leaf(f"days_since_{fact}", node)
             return node
+        if name in LOCAL_PARTS:
+            return self._local_part(token, argument, end)
+        return self._window(token, argument, extra, end)
+
+    def _window(self, token: Token, argument: Node, extra: Node | None, end: int) -> Node:
+        """``spend(180d)``, ``logins(30d, "app")``: a leaf, its arguments constants read once here."""
+        name = token.text
         window = WINDOWS.get(name)
         if window is None:
-            known = ["age", *WINDOWS]
+            known = [*FUNCTIONS, *WINDOWS]
             raise ExprError(f"unknown function {name!r}{_suggest(name, known)}", token.offset)
         if not argument.is_literal or argument.type != DURATION:
             raise ExprError(f"{name}() takes a window length such as 90d", argument.offset)
         length = int(argument.literal)  # type: ignore[call-overload]
         if not 0 < length <= MAX_WINDOW:
             raise ExprError("a window must be longer than 0 and at most 365d", argument.offset)
+        channel = self._channel(extra) if extra is not None else None
+        # One deadline list for every channel: a login of another channel leaving the window is a
+        # deadline at which nothing flips, which costs an evaluation and nothing else.
         self.condition.windows.add((name, length))
-        key = (name, length)
+        key = (name if channel is None else f"{name}/{channel}", length)
 
         def evaluate(c: Context) -> object:
             if key not in c.cache:
-                c.cache[key] = window.value(in_window(window.elements(c.state), c.now, length))
+                elements = window.elements(c.state)
+                if channel is not None:
+                    elements = of_channel(elements, channel)
+                c.cache[key] = window.value(in_window(elements, c.now, length))
             return c.cache[key]
 
-        # A leaf: its argument is a constant, read once here.
         node = Node(NUMBER, token.offset, evaluate, span=(token.offset, end), op="call", money=window.money)
-        self._leaf(f"{name}_{format_duration(length)}", node)
+        suffix = "" if channel is None else f"_{channel}"
+        self._leaf(f"{name}_{format_duration(length, years=False)}{suffix}", node)
+        return node
+
+    @staticmethod
+    def _channel(node: Node) -> str:
+        if not (node.is_literal and node.type == STRING) or not str(node.literal).strip():
+            raise ExprError('the channel is a string such as "app"', node.offset)
+        return str(node.literal)
+
+    def _local_part(self, token: Token, argument: Node, end: int) -> Node:
+        """``weekday(t)``, ``hour(t)``: read on the catalog's wall clock. No deadline: the value
+        depends on the moment ``t`` only, which changes with events, not with "now"."""
+        name = token.text
+        if argument.type != TIME:
+            raise ExprError(f"{name}() takes a time, such as {name}(last_activity)", argument.offset)
+        node = _node(NUMBER, token.offset, "call", _part_of(name, self.zone), argument)
+        node.span = (token.offset, end)
+        if argument.fact is not None:
+            self._leaf(f"{name}_{argument.fact}", node)
         return node
 
     def _ordering(self, token: Token, left: Node, right: Node) -> Node:
@@ -460,11 +524,21 @@ class _Parser:
         late = token.text in (("<=", ">") if left.age_of else ("<", ">="))
         self._close_age(left, right, late)
         self._close_age(right, left, late)
+        self._close_clock(left, right)
+        self._close_clock(right, left)
         return _node(BOOL, token.offset, token.text, _comparison(_ORDERING[token.text]), left, right)
 
     def _close_age(self, node: Node, other: Node, late: bool) -> None:
         if node.age_of is None:
             return
+        if other.type == DURATION and not other.is_literal:
+            # The deadline t + d needs d before any customer is seen: "age(a) > age(b)" or
+            # "age(a) < 2 * age(b)" could flip at moments no tree walk can list.
+            raise ExprError(
+                "age(...) can only be compared with a constant duration such as 30d or 2 * 7d, "
+                "not with one that depends on the customer",
+                other.offset,
+            )
         if not (other.is_literal and other.type == DURATION):
             raise ExprError("age(...) can only be compared with a duration such as 30d", other.offset)
         self.condition.ages.add((node.age_of, int(other.literal) + late))  # type: ignore[call-overload]
@@ -477,16 +551,19 @@ class _Parser:
             raise ExprError("age(...) can only be compared with <, <=, > or >=", token.offset)
         self._check_tag(left, right)
         self._check_tag(right, left)
+        self._close_clock(left, right)
+        self._close_clock(right, left)
         build = _equal if token.text == "==" else _unequal
         return _node(BOOL, token.offset, token.text, build, left, right)
 
     def _membership(self, token: Token, left: Node, right: Node, negate: bool) -> Node:
-        if left.type != STRING or right.type not in (STRINGS, TAGSET):
+        if (left.type, right.type) not in ((STRING, STRINGS), (STRING, TAGSET), (NUMBER, NUMBERS)):
             raise ExprError(
-                f"'in' needs a string on the left and a list or a non-exclusive dimension on "
-                f"the right, not {left.type} in {right.type}",
+                f"'in' needs a string on the left and a list of strings or a non-exclusive dimension "
+                f"on the right, or a number and a list of numbers, not {left.type} in {right.type}",
                 token.offset,
             )
+        self._close_clock(left, right)
         self._check_tag(right, left)
         if right.type == STRINGS:
             self._check_tag(left, right)
@@ -524,14 +601,21 @@ class _Parser:
                 hint = _suggest(value, list(domain))
                 raise ExprError(f"{fact} is never {value!r}{hint}: it is one of {', '.join(domain)}", value_node.offset)
 
-    def _arithmetic(self, token: Token, left: Node, right: Node, types: tuple[str, ...]) -> Node:
-        if left.type != right.type or left.type not in types:
-            raise ExprError(f"cannot compute {left.type} {token.text} {right.type}", token.offset)
+    def _arithmetic(self, token: Token, left: Node, right: Node) -> Node:
+        op = token.text
+        kind = _ARITHMETIC.get((left.type, op, right.type))
+        if kind is None:
+            raise ExprError(f"cannot compute {left.type} {op} {right.type}", token.offset)
         if left.age_of or right.age_of:
             raise ExprError("age(...) can only be compared with a duration such as 30d", token.offset)
-        op = token.text
-        money = _is_money(op, left, right)
-        return _node(left.type, token.offset, op, _arithmetic(op), left, right, money=money)
+        money = kind == NUMBER and _is_money(op, left, right)
+        node = _node(kind, token.offset, op, _arithmetic(op, kind), left, right, money=money)
+        if kind == DURATION and left.is_literal and right.is_literal:
+            # Folded now, so that "age(t) >= 2 * 7d" compares with a constant and keeps its deadline.
+            if node.fn(_NO_CONTEXT) is None:
+                raise ExprError("division by zero", right.offset)
+            return _folded(node)
+        return node
 
     def _need(self, node: Node, kind: str, operator: str) -> None:
         if node.type != kind:
@@ -545,9 +629,27 @@ class _Parser:
         return [*FACTS, *self.dimensions]
 
 
-def compile_condition(source: str, dimensions: Mapping[str, Dimension]) -> Condition:
-    """Parse, type-check and compile one condition. Raises ExprError."""
-    return _Parser(source, dimensions).parse()
+def compile_condition(
+    source: str, dimensions: Mapping[str, Dimension], zone: tzinfo = DEFAULT_ZONE
+) -> Condition:
+    """Parse, type-check and compile one condition. Raises ExprError.
+
+    ``zone`` is where facts of the calendar (days to a birthday, a weekday, an hour) are read."""
+    return _Parser(source, dimensions, zone).parse()
+
+
+def _reader(name: str, zone: tzinfo) -> Evaluator:
+    """The evaluator of a fact, computed once per evaluation (the context's cache)."""
+    fact = FACTS[name]
+    getter, clock, key = fact.get, fact.clock, (name, -1)
+
+    def read(c: Context) -> object:
+        if key not in c.cache:
+            stored = getter(c.state)
+            c.cache[key] = stored if clock is None else clock(stored, c.now, zone)
+        return c.cache[key]
+
+    return read
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,6 +674,13 @@ def _not(a: Evaluator) -> Evaluator:
 
 def _negation(a: Evaluator) -> Evaluator:
     return lambda c: _negate(a(c))
+
+
+def _part_of(part: str, zone: tzinfo) -> Builder:
+    def build(moment: Evaluator) -> Evaluator:
+        return lambda c: local_part(part, moment(c), zone)
+
+    return build
 
 
 def _age_of(moment: Evaluator) -> Evaluator:
@@ -610,11 +719,44 @@ def _not_member(a: Evaluator, b: Evaluator) -> Evaluator:
     return lambda c: not member(c)
 
 
-def _arithmetic(op: str) -> Builder:
+_ARITHMETIC: dict[tuple[str, str, str], str] = {
+    # (left, operator, right) -> result. Durations scale by numbers and add to durations; a
+    # duration divided by a duration is a plain ratio. Money stays a number (with its flag).
+    **{(NUMBER, op, NUMBER): NUMBER for op in "+-*/"},
+    (DURATION, "+", DURATION): DURATION,
+    (DURATION, "-", DURATION): DURATION,
+    (NUMBER, "*", DURATION): DURATION,
+    (DURATION, "*", NUMBER): DURATION,
+    (DURATION, "/", NUMBER): DURATION,
+    (DURATION, "/", DURATION): NUMBER,
+}
+
+
+def _arithmetic(op: str, kind: str) -> Builder:
     def build(a: Evaluator, b: Evaluator) -> Evaluator:
+        if kind == DURATION:
+            return lambda c: _micros(_arith(op, a(c), b(c)))
         return lambda c: _arith(op, a(c), b(c))
 
     return build
+
+
+def _micros(value: object) -> int | None:
+    """A computed duration as whole microseconds, rounded down: ``30d / 7`` is not a whole number
+    of microseconds, and durations are ints everywhere else (state/times.py)."""
+    if value is None or isinstance(value, int):
+        return value
+    return int(Decimal(value).to_integral_value(rounding=ROUND_FLOOR))  # type: ignore[arg-type]
+
+
+def _folded(node: Node) -> Node:
+    """A duration made only of literals, as one literal with the computed value: ``2 * 7d`` is 14d.
+
+    It keeps its span, so an explanation still shows the text as written (with its value); its
+    operands are dropped: they are constants, and a literal has no children."""
+    value = node.fn(_NO_CONTEXT)
+    return Node(node.type, node.offset, lambda c: value, literal=value, is_literal=True, span=node.span,
+                op=LITERAL)
 
 
 def _is_money(op: str, left: Node, right: Node) -> bool:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import base64
 import re
 from decimal import Decimal
+from itertools import accumulate, pairwise
 from typing import Any
 
 import orjson
 
-from state.customer import CustomerState, Followup, LatestFollowup, Order, TagState
+from state.customer import CustomerState, Followup, LatestFollowup, Login, Order, TagState
 from state.history import Edge, Step
+from state.times import SECOND
 
 FORMAT_VERSION = 1
 _DISCOUNTED, _NEW_PRODUCT, _REFUNDED = 1, 2, 4
@@ -44,6 +46,8 @@ def encode_state(state: CustomerState) -> bytes:  # noqa: C901 (one flat test pe
     if state.latest_followup is not None:
         latest = state.latest_followup
         doc["lf"] = [latest.at, latest.stage, latest.rep_id]
+    if state.logins:
+        doc["l"] = _encode_logins(state.logins)
     if state.last_activity_at is not None:
         doc["la"] = state.last_activity_at
     for key, attribute in _PROFILE:
@@ -82,6 +86,7 @@ def decode_state(data: bytes) -> CustomerState:
     state.followups = [Followup(key, at) for key, at in doc.get("f", ())]
     if "lf" in doc:
         state.latest_followup = LatestFollowup(*doc["lf"])
+    state.logins = _decode_logins(doc["l"]) if "l" in doc else []  # absent before login windows
     state.last_activity_at = doc.get("la")
     for key, attribute in _PROFILE:
         setattr(state, attribute, doc.get(key))
@@ -95,6 +100,33 @@ def decode_state(data: bytes) -> CustomerState:
     state.next_deadline = doc.get("nd")
     state.catalog_version = doc.get("cv", "")
     return state
+
+
+def _encode_logins(logins: list[Login]) -> list[object]:
+    """Up to a thousand logins, compactly: their keys as one base64 blob of 6-byte fingerprints,
+    their times as differences from the previous one (sorted, so small numbers) in whole seconds
+    when they all are (producers mostly send seconds; microseconds otherwise: times stay exact), and
+    their channels as indexes into the list of distinct channels (0: none), left out when no login
+    has one. ``[keys, unit, times]`` or ``[keys, unit, times, channels, indexes]``."""
+    keys = base64.b64encode(b"".join(login.key.to_bytes(6, "big") for login in logins)).decode()
+    times = [logins[0].at, *(b.at - a.at for a, b in pairwise(logins))]
+    unit = SECOND if all(t % SECOND == 0 for t in times) else 1
+    encoded: list[object] = [keys, unit, [t // unit for t in times]]
+    channels = sorted({login.channel for login in logins if login.channel is not None})
+    if channels:
+        index = {channel: number for number, channel in enumerate(channels, 1)}
+        encoded += [channels, [0 if login.channel is None else index[login.channel] for login in logins]]
+    return encoded
+
+
+def _decode_logins(encoded: list[Any]) -> list[Login]:
+    blob = base64.b64decode(encoded[0])
+    keys = [int.from_bytes(blob[i : i + 6], "big") for i in range(0, len(blob), 6)]
+    unit = encoded[1]
+    moments = [t * unit for t in accumulate(encoded[2])]
+    names: list[str | None] = [None, *encoded[3]] if len(encoded) > 3 else [None]
+    channels = [names[i] for i in encoded[4]] if len(encoded) > 3 else [None] * len(keys)
+    return [Login(key, at, channel) for key, at, channel in zip(keys, moments, channels, strict=True)]
 
 
 def _flags(order: Order) -> int:

@@ -7,6 +7,7 @@ The engine never keeps a customer's event history. It keeps:
 - older paid orders folded into two numbers (how many, and the earliest), which is all that
   "paid orders in total" and "first paid order" need once an order can no longer be refunded;
 - follow-up timestamps of the last 365 days, and the latest follow-up;
+- login timestamps and channels of the last 365 days, at most the newest ``MAX_LOGINS``;
 - the latest activity, a few profile fields (phone and email only as "present" flags: the engine
   has no use for the values, so it does not hold them);
 - the current tags, the change counter ``seq``, and the ids of the last few events for
@@ -31,6 +32,11 @@ from state.times import DAY
 RETENTION = 365 * DAY
 """How long orders and follow-ups are kept one by one: the refund window, and so the longest
 sliding window a catalog may use."""
+
+MAX_LOGINS = 1000
+"""Logins kept one by one (within the 365-day retention): about three a day for a year. Beyond it
+the oldest are dropped, so ``logins(D)`` counts at most this many; the bound keeps a bot's or a
+heavy user's state a few kilobytes."""
 
 REFUND_WINDOW = 365 * DAY
 RECENT_EVENT_IDS = 16
@@ -67,6 +73,13 @@ class Followup:
 
 
 @dataclass(slots=True)
+class Login:
+    key: int  # short_hash(event_id): a re-delivered login is not counted twice
+    at: int
+    channel: str | None
+
+
+@dataclass(slots=True)
 class LatestFollowup:
     at: int
     stage: str
@@ -90,6 +103,7 @@ class CustomerState:
     settled_first_paid_at: int | None = None
     followups: list[Followup] = field(default_factory=list)
     latest_followup: LatestFollowup | None = None
+    logins: list[Login] = field(default_factory=list)
     last_activity_at: int | None = None
     owner_rep: str | None = None
     source_channel: str | None = None
@@ -146,8 +160,7 @@ def apply_event(state: CustomerState, event: Event, now: int) -> Outcome:
     if isinstance(event, OrderEvent):
         applied = _apply_order(state, event, now)
     elif isinstance(event, LoginEvent):
-        state.last_activity_at = _latest(state.last_activity_at, event.occurred_at)
-        applied = True
+        applied = _apply_login(state, event, event_key, now)
     elif isinstance(event, FollowupEvent):
         applied = _apply_followup(state, event, event_key, now)
     else:
@@ -171,6 +184,8 @@ def settle(state: CustomerState, now: int) -> None:
         state.orders = kept
     if state.followups and now - state.followups[0].at >= RETENTION:
         state.followups = [f for f in state.followups if now - f.at < RETENTION]
+    if state.logins and now - state.logins[0].at >= RETENTION:
+        state.logins = [login for login in state.logins if now - login.at < RETENTION]
 
 
 def _apply_order(state: CustomerState, event: OrderEvent, now: int) -> bool:
@@ -221,6 +236,17 @@ def _apply_followup(state: CustomerState, event: FollowupEvent, key: int, now: i
     return True
 
 
+def _apply_login(state: CustomerState, event: LoginEvent, key: int, now: int) -> bool:
+    if any(login.key == key for login in state.logins):
+        return False
+    state.last_activity_at = _latest(state.last_activity_at, event.occurred_at)
+    if now - event.occurred_at < RETENTION:
+        _insert_sorted(state.logins, Login(key, event.occurred_at, event.channel))
+        if len(state.logins) > MAX_LOGINS:
+            del state.logins[0]  # the oldest: windows end at the newest
+    return True
+
+
 def _apply_profile(state: CustomerState, event: ProfileEvent) -> None:
     for name, value in event.fields:
         if name == "phone":
@@ -237,7 +263,7 @@ def _settle_paid(state: CustomerState, at: int) -> None:
     state.settled_first_paid_at = at if first is None else min(first, at)
 
 
-def _insert_sorted(items: list[Order] | list[Followup], item: Order | Followup) -> None:
+def _insert_sorted(items: list[Order] | list[Followup] | list[Login], item: Order | Followup | Login) -> None:
     """Keep window lists ordered by time: pruning and deadlines then look at the head only.
 
     Events arrive almost in order, so the scan from the end is short.

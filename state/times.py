@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 SECOND = 1_000_000
 MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
+YEAR = 365 * DAY
+"""A year of the catalog language: 365 days exactly, the retention of per-event records. Not a
+calendar year (a leap year has 366 days): durations are fixed lengths, so a deadline is exact."""
 
-_UNITS = {"s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY, "y": YEAR}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdy])$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+"""Where calendar facts (a birthday, a weekday, an hour) are read when a catalog names no zone."""
+DEFAULT_ZONE: tzinfo = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 def wall_clock() -> int:
@@ -29,10 +37,10 @@ def wall_clock() -> int:
 
 
 def parse_duration(text: str) -> int:
-    """``"30d"`` -> microseconds. Units: s, m, h, d. Raises ValueError on anything else."""
+    """``"30d"`` -> microseconds. Units: s, m, h, d, y (365 days). Raises ValueError on anything else."""
     match = _DURATION.match(text.strip())
     if not match:
-        raise ValueError(f"not a duration: {text!r} (expected a number and a unit s, m, h or d)")
+        raise ValueError(f"not a duration: {text!r} (expected a number and a unit s, m, h, d or y)")
     number, unit = match.groups()
     if "." in number:
         whole, frac = number.split(".")
@@ -41,9 +49,13 @@ def parse_duration(text: str) -> int:
     return int(number) * _UNITS[unit]
 
 
-def format_duration(micros: int) -> str:
-    """The shortest exact unit spelling: 2592000000000 -> ``"30d"``."""
-    for unit in ("d", "h", "m", "s"):
+def format_duration(micros: int, *, years: bool = True) -> str:
+    """The shortest exact unit spelling: 2592000000000 -> ``"30d"``, 365 days -> ``"1y"``.
+
+    ``years=False`` never uses ``y``: for names that must not change spelling (reason keys such as
+    ``spend_365d`` were published before the unit existed).
+    """
+    for unit in ("y", "d", "h", "m", "s") if years else ("d", "h", "m", "s"):
         if micros % _UNITS[unit] == 0:
             return f"{micros // _UNITS[unit]}{unit}"
     return f"{micros / SECOND}s"
@@ -98,3 +110,21 @@ def format_timestamp(micros: int) -> str:
 def days(micros: int) -> float:
     """A duration in (fractional) days, for human-readable reasons."""
     return micros / DAY
+
+
+# -- the calendar in a time zone ---------------------------------------------------------------
+# Moments stay UTC microseconds; only facts about the calendar (which day, which weekday, which
+# hour) are read in a zone, the catalog's (``timezone:``).
+
+
+def local_time(micros: int, zone: tzinfo) -> datetime:
+    """The wall-clock date and time of a moment in ``zone``."""
+    return (_EPOCH + timedelta(microseconds=micros)).astimezone(zone)  # UTC arithmetic, then the zone
+
+
+def local_midnight(day: date, zone: tzinfo) -> int:
+    """The moment ``day`` starts in ``zone``, in microseconds. Where a clock change skips
+    midnight, the first moment of the day that exists."""
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    delta = start.astimezone(UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * SECOND + delta.microseconds

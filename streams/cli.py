@@ -110,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     dry.add_argument("file", type=Path, help="the candidate catalog (YAML)")
     dry.add_argument("--url", default=None, help="a worker's URL (default: http://localhost:$TAGENGINE_WEB_PORT)")
     dry.set_defaults(run=_catalog_dry_run)
+    facts = catalog.add_parser("facts", help="the vocabulary of conditions: facts, window functions, functions")
+    facts.add_argument("--json", action="store_true", help="a JSON list instead of text")
+    facts.set_defaults(run=_catalog_facts)
 
     generate = commands.add_parser("generate", help="produce demo / load events to Kafka, or write a sample file")
     generate.add_argument("--customers", type=_at_least(1, int), default=1000, help="distinct customers (default 1000)")
@@ -199,6 +202,17 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _catalog_facts(args: argparse.Namespace) -> int:
+    from rules.vocabulary import to_json, to_text, vocabulary
+
+    words = vocabulary()
+    if args.json:
+        sys.stdout.write(orjson.dumps(to_json(words), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(to_text(words))
+    return 0
 
 
 def _catalog(path: Path | None) -> Catalog | None:

@@ -322,9 +322,9 @@ def test_bad_task_due_duration() -> None:
     [
         ("0s", "tag 'big'.valid_for must be longer than zero, not '0s'"),
         ("0.0000001s", "tag 'big'.valid_for must be longer than zero, not '0.0000001s'"),
-        ("-5s", "tag 'big'.valid_for: not a duration: '-5s' (expected a number and a unit s, m, h or d)"),
-        ("30", "tag 'big'.valid_for: not a duration: '30' (expected a number and a unit s, m, h or d)"),
-        ("a month", "tag 'big'.valid_for: not a duration: 'a month' (expected a number and a unit s, m, h or d)"),
+        ("-5s", "tag 'big'.valid_for: not a duration: '-5s' (expected a number and a unit s, m, h, d or y)"),
+        ("30", "tag 'big'.valid_for: not a duration: '30' (expected a number and a unit s, m, h, d or y)"),
+        ("a month", "tag 'big'.valid_for: not a duration: 'a month' (expected a number and a unit s, m, h, d or y)"),
         ("[30d]", "tag 'big'.valid_for must be a single value"),
         ("", "tag 'big'.valid_for must be a single value"),
     ],

@@ -10,7 +10,7 @@ import pytest
 from event_factories import day, followup, login, order, profile, refund
 
 from state.codec import FORMAT_VERSION, decode_state, encode_state
-from state.customer import RECENT_EVENT_IDS, CustomerState, TagState, apply_event
+from state.customer import MAX_LOGINS, RECENT_EVENT_IDS, CustomerState, Login, TagState, apply_event
 from state.events import Event
 
 
@@ -208,4 +208,31 @@ def test_a_heavy_customer_stays_bounded_and_round_trips() -> None:
     data = encode_state(state)
     print(f"heavy customer state: {len(data)} bytes")
     assert len(data) < 32 * 1024
+    assert decode_state(data) == state
+
+
+def test_logins_round_trip_with_their_channels_and_exact_times() -> None:
+    state = CustomerState("c1")
+    state.logins = [
+        Login(1, day(1), "app"),
+        Login(2, day(2) + 1, None),  # a microsecond: times are stored exactly, not in seconds
+        Login(3, day(3), "web"),
+    ]
+    assert decode_state(encode_state(state)) == state
+    state.logins = [Login(4, day(1), None), Login(5, day(2), None)]  # no channel: none stored
+    assert decode_state(encode_state(state)) == state
+
+
+def test_a_state_written_before_login_windows_decodes_with_no_logins() -> None:
+    old = orjson.dumps({"v": FORMAT_VERSION, "c": "c1", "s": 3, "la": day(5)})
+    state = decode_state(old)
+    assert state.logins == [] and state.last_activity_at == day(5)
+
+
+def test_a_customer_with_the_most_logins_kept_stays_bounded() -> None:
+    state = build(*(login(day(0) + index * 8 * 3600 * 1_000_000) for index in range(1200)))
+    assert len(state.logins) == MAX_LOGINS
+    data = encode_state(state)
+    print(f"customer with {MAX_LOGINS} logins: {len(data)} bytes")
+    assert len(data) < 24 * 1024
     assert decode_state(data) == state

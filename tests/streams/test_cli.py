@@ -250,3 +250,18 @@ def test_a_dry_run_without_an_engine_says_so_in_one_line_and_exits_1() -> None:
     result = tagengine("catalog", "dry-run", str(ROOT / "rules" / "default_catalog.yaml"), "--url", "http://127.0.0.1:1")
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert result.stderr.startswith("tagengine: no engine answered at http://127.0.0.1:1/catalog/dry-run: ")
+
+
+def test_catalog_facts_lists_every_fact_window_and_function_with_its_type() -> None:
+    from rules.facts import FACTS, FUNCTIONS, WINDOWS
+
+    text = tagengine("catalog", "facts")
+    assert text.returncode == 0
+    assert "  days_to_birthday " in text.stdout and "[changed by profile updates, local midnight]" in text.stdout
+    assert "  logins(D[, channel]) " in text.stdout and "  weekday(t) " in text.stdout
+    listed = orjson.loads(tagengine("catalog", "facts", "--json").stdout)
+    names = {word["written"].split("(")[0] for word in listed}
+    assert names == {*FACTS, *WINDOWS, *FUNCTIONS}
+    spend = next(word for word in listed if word["written"] == "spend(D)")
+    assert spend == {"kind": "window", "written": "spend(D)", "type": "number",
+                     "doc": WINDOWS["spend"].doc, "changed_by": ["orders", "time"]}
