@@ -76,8 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="evaluate the catalog offline, in event time")
     replay.add_argument("events", type=Path, help="JSON lines: {\"topic\": ..., \"value\": {...}}")
     replay.add_argument("--catalog", type=Path, help="catalog file (default: TAGENGINE_CATALOG or the default)")
-    replay.add_argument("--until", help="fire deadlines up to this time at the end (ISO-8601); events up to "
-                        "it are not 'in the future' even if the wall clock has not reached it")
+    replay.add_argument("--until", type=_timestamp,
+                        help="fire deadlines up to this time at the end (ISO-8601); events up to it are not "
+                        "'in the future' even if the wall clock has not reached it")
     replay.add_argument("--final", action="store_true", help="then print each customer's final tags")
     replay.add_argument("--tasks", action="store_true", help="print the tasks each change creates after it")
     replay.add_argument("--strict", action="store_true",
@@ -95,8 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="why a customer holds each tag or not, replaying a file")
     explain.add_argument("events", type=Path, help="JSON lines, as for replay")
     explain.add_argument("customer_id", help="the customer to explain")
-    explain.add_argument("--at", help="the moment to explain (ISO-8601): later events are left out, deadlines "
-                         "up to it fire (default: the time of the latest event)")
+    explain.add_argument("--at", type=_timestamp,
+                         help="the moment to explain (ISO-8601): later events are left out, deadlines up to it "
+                         "fire (default: the time of the latest event)")
     explain.add_argument("--catalog", type=Path, help="catalog file (default: TAGENGINE_CATALOG or the default)")
     explain.add_argument("--lang", help="language of names and definitions (default: the catalog's first)")
     explain.add_argument("--json", action="store_true", help="the document GET /customers/<id>/explain returns")
@@ -277,13 +279,7 @@ def _replay(args: argparse.Namespace) -> int:
     against = _catalog(args.against) if args.against else None
     if catalog is None or (args.against and against is None):
         return 1
-    until = None
-    if args.until:
-        try:
-            until = parse_timestamp(args.until)
-        except ValueError as exc:
-            print(f"tagengine replay: --until: {exc}", file=sys.stderr)
-            return 2
+    until = args.until
     try:
         source = args.events.open("rb")
     except OSError as exc:
@@ -393,11 +389,7 @@ def _explain(args: argparse.Namespace) -> int:
     if args.lang is not None and args.lang not in catalog.languages:
         print(f"tagengine explain: {UnknownLanguage(args.lang, catalog)}", file=sys.stderr)
         return 2
-    try:
-        at = parse_timestamp(args.at) if args.at else None
-    except ValueError as exc:
-        print(f"tagengine explain: --at: {exc}", file=sys.stderr)
-        return 2
+    at = args.at
     try:
         source = args.events.open("rb")
     except OSError as exc:
@@ -409,7 +401,7 @@ def _explain(args: argparse.Namespace) -> int:
     state = replay.customers.get(args.customer_id)
     if state is None or replay.now is None:
         print(f"tagengine explain: unknown customer {args.customer_id!r}: no valid event of it in {args.events}"
-              + (f" up to {args.at}" if at is not None else ""), file=sys.stderr)
+              + (f" up to {format_timestamp(at)}" if at is not None else ""), file=sys.stderr)
         return 1
     explanation = explain(catalog, state, at if at is not None else replay.now, args.lang)
     if args.json:
@@ -591,6 +583,14 @@ def _watch(args: argparse.Namespace) -> int:
     asyncio.run(watch(settings.kafka_bootstrap_servers, settings.topic_prefix, wanted, args.from_beginning,
                       args.json, **kafka_options(settings)))
     return 0
+
+
+def _timestamp(text: str) -> int:
+    """An argparse type: an ISO-8601 time with an offset, or a clear usage error."""
+    try:
+        return parse_timestamp(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], float]:
