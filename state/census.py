@@ -1,5 +1,5 @@
-"""How many customers a partition has, in all and per source channel: counts the cockpit shows,
-kept up by every batch instead of scanning every customer for each look."""
+"""How many customers a partition has, per source channel (and so in all): counts the cockpit
+shows, kept up by every batch instead of scanning every customer for each look."""
 
 from __future__ import annotations
 
@@ -10,15 +10,18 @@ UNKNOWN_CHANNEL = ""
 
 
 class Census:
-    __slots__ = ("channels", "customers")
+    __slots__ = ("channels",)
 
     def __init__(self) -> None:
-        self.customers = 0
         self.channels: Counter[str] = Counter()
+
+    @property
+    def customers(self) -> int:
+        """Every customer is counted under exactly one channel."""
+        return sum(self.channels.values())
 
     def count(self, channel: str | None) -> None:
         """One more customer (a new one, or one found when the partition is indexed)."""
-        self.customers += 1
         self.channels[channel or UNKNOWN_CHANNEL] += 1
 
     def moved(self, before: str | None, after: str | None) -> None:

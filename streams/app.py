@@ -367,7 +367,7 @@ class Engine:
         """Gauges read at scrape time: lag per input partition, pending work."""
         m = self.metrics
         m.stale_customers.set(self.processor.stale_count())
-        m.customers.set(sum(census.customers for census in list(self.processor.censuses.values())))
+        m.customers.set(self.processor.customer_count())
         m.pending_deadlines.set(sum(len(index) for index in self.processor.deadlines.values()))
         if self.projection is not None:
             m.projection_lag.set(self.projection.lag_seconds())

@@ -181,6 +181,10 @@ class BatchProcessor:
                 self.stale[partition].append(customer_id)
         return count
 
+    def customer_count(self) -> int:
+        """Customers of the indexed partitions, from their censuses."""
+        return sum(census.customers for census in self.censuses.values())
+
     def stale_count(self) -> int:
         return sum(len(customers) for customers in self.stale.values())
 

@@ -343,7 +343,7 @@ def _local_overview(engine: Engine) -> dict[str, Any]:
     for census in list(engine.processor.censuses.values()):
         channels.update(census.channels)
     return {
-        "customers": sum(census.customers for census in list(engine.processor.censuses.values())),
+        "customers": engine.processor.customer_count(),
         "channels": {channel: count for channel, count in channels.items() if count},
         "counts": _local_tag_counts(engine),
         "lag": sum(engine.lag().values()),
