@@ -12,6 +12,7 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from connectors.kafka_clients import start
 from state.events import TOPICS
 
 OUTPUT_TOPICS = ("tag-changes", "tasks", "dead-letters")
@@ -39,11 +40,7 @@ async def ensure_topics(
     configs = {prefix + name: config for name, config in TOPIC_CONFIGS.items()}
     counts = {prefix + name: count for name, count in PARTITIONS_OF.items()}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
-    try:
-        await admin.start()
-    except BaseException:
-        await admin.close()  # or its connections outlive the error (connectors/kafka_clients.py)
-        raise
+    await start(admin)
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in names if name not in existing]

@@ -8,18 +8,16 @@ line, to one clear line).
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 
-class _Client(Protocol):
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-async def start(client: _Client) -> None:
+async def start(client: Any) -> None:
+    """``client.start()``, closing the client if that fails (producers and consumers close with
+    ``stop()``, the admin client with ``close()``)."""
+    close: Callable[[], Awaitable[None]] = getattr(client, "stop", None) or client.close
     try:
         await client.start()
     except BaseException:
-        await client.stop()
+        await close()
         raise
