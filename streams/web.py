@@ -82,8 +82,7 @@ class CustomerHistory(EngineView):
             return self.json({"error": str(error)}, status=400)
         if _read(self.engine, customer_id, customer_id.encode()) is None:
             return self.json({"error": f"unknown customer {customer_id!r}"}, status=404)
-        partition = partition_for(customer_id.encode(), self.engine.settings.partitions)
-        steps = self.engine.table.prefixed(partition, history_prefix(customer_id))
+        steps = self.engine.table.prefixed(_home(self.engine, customer_id), history_prefix(customer_id))
         history = fold(decode_step(value) for _, value in steps)
         found, after = page(history, request.query.get("tag"), request.query.get("dimension"), cursor, limit)
         return self.json({
@@ -366,9 +365,14 @@ def _local_members(engine: Engine, tag: str) -> Iterator[str]:
             yield key.decode()
 
 
+def _home(engine: Engine, customer_id: str) -> int:
+    """The partition holding a customer's state and everything kept about it."""
+    return partition_for(customer_id.encode(), engine.settings.partitions)
+
+
 def _read(engine: Engine, customer_id: str, key: bytes) -> bytes | None:
     """A table entry of a customer's partition, the writes of batches still committing included."""
-    return engine.table.read(partition_for(customer_id.encode(), engine.settings.partitions), key)
+    return engine.table.read(_home(engine, customer_id), key)
 
 
 async def _at_owner(engine: Engine, customer_id: str, request: Request) -> Response | None:
