@@ -152,14 +152,14 @@ def _orders_before_refunds(records: Iterable[GeneratedRecord]) -> Iterator[Gener
         yield record
 
 
-async def prepare(run: Run, workload: str, records: list[GeneratedRecord]) -> None:
+async def prepare(run: Run, workload: str, records: list[GeneratedRecord], systems: tuple[System, ...]) -> None:
     """Create the workload's topics and produce its backlog into each system's input."""
     size = run.size
     backlog = run.backlog_topic(workload)
     await kafka.create_topics(run.bootstrap, [backlog], size.partitions)
     seconds = await kafka.produce(run.bootstrap, ((backlog, r.key, r.value) for r in records))
     progress(f"{workload}: produced {len(records):,} events into {backlog} in {seconds:.1f} s")
-    for system in (WORKER, PAIR):
+    for system in (s for s in systems if s.workers):
         prefix = run.engine_prefix(workload, system)
         await ensure_topics(run.bootstrap, prefix, size.partitions)
         seconds = await kafka.produce(run.bootstrap, ((prefix + r.topic, r.key, r.value) for r in records))
@@ -382,30 +382,35 @@ def memory(run: Run) -> tuple[live.Measurement, float, int | None]:
 # -- the section --
 
 
-def run_section(results: Results, bootstrap: str, size: Sizes, cleanup: ExitStack) -> None:
-    """Everything above, in order; figures go to ``results`` and a side-by-side table to stdout."""
+def run_section(results: Results, bootstrap: str, size: Sizes, cleanup: ExitStack,
+                systems: tuple[System, ...] = SYSTEMS, extras: bool = True) -> None:
+    """Everything above, in order; figures go to ``results`` and a side-by-side table to stdout.
+    ``systems``: which systems to measure; ``extras``: also latency and memory."""
     folder = Path(tempfile.mkdtemp(prefix="tagengine-bench-throughput-"))
     cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
     run = Run(bootstrap, size, folder, cleanup)
     cleanup.callback(_delete_topics, bootstrap, run.prefix)
     progress(f"throughput: topics {run.prefix}*, {size.partitions} partitions, "
              f"{size.events:,} events per workload, budget {size.budget:.0f} s per system")
-    asyncio.run(ensure_topics(bootstrap, run.workload_prefix("latency"), size.partitions))
-    prepare_memory(run)
+    if extras:
+        asyncio.run(ensure_topics(bootstrap, run.workload_prefix("latency"), size.partitions))
+        prepare_memory(run)
     rates: dict[tuple[str, str], float] = {}
     for workload in ("live", "backfill"):
         if workload == "live":
             records = live_records(size.events, size.live_customers)
         else:
             records = backfill_records(size.events, size.backfill_customers, size.backfill_days)
-        asyncio.run(prepare(run, workload, records))
+        asyncio.run(prepare(run, workload, records, systems))
         del records
-        for system in SYSTEMS:
+        for system in systems:
             runs = measure_system(run, workload, system)
             rates[workload, system.key] = rate_of(runs)
             _add_rate(results, run, workload, system, runs)
     _add_ratios(results, rates)
     print(f"\n{side_by_side(rates)}\n", flush=True)
+    if not extras:
+        return
     worker_rate = rates["live", WORKER.key]
     if worker_rate == worker_rate:  # not NaN
         _add_latency(results, run, worker_rate / 2)
@@ -424,7 +429,8 @@ def _add_rate(results: Results, run: Run, workload: str, system: System, runs: l
     results.add("throughput", f"{workload}: {system.name}", rate_of(runs), "events/s", note)
 
 
-def _add_ratios(results: Results, rates: dict[tuple[str, str], float]) -> None:
+def _add_ratios(results: Results, given: dict[tuple[str, str], float]) -> None:
+    rates = _with_missing(given)
     for workload in ("live", "backfill"):
         worker = rates[workload, WORKER.key]
         for base in (QUIX, RAW):
@@ -432,8 +438,15 @@ def _add_ratios(results: Results, rates: dict[tuple[str, str], float]) -> None:
         results.add("ratio", f"{workload}: 2 workers / 1 worker", rates[workload, PAIR.key] / worker, "x")
 
 
-def side_by_side(rates: dict[tuple[str, str], float]) -> str:
+def _with_missing(rates: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """The rates, with NaN for the systems not measured in this run."""
+    nan = float("nan")
+    return {(w, s.key): rates.get((w, s.key), nan) for w in ("live", "backfill") for s in SYSTEMS}
+
+
+def side_by_side(given: dict[tuple[str, str], float]) -> str:
     """Rows: systems; columns: events/s per workload and ratios to Quix minimal and to raw."""
+    rates = _with_missing(given)
     head = (f"{'system':<26}{'live ev/s':>11}{'backfill ev/s':>15}{'live/Quix':>11}{'backf./Quix':>13}"
             f"{'live/raw':>10}{'backf./raw':>12}")
     lines = [head, "-" * len(head)]
@@ -476,12 +489,23 @@ def _delete_topics(bootstrap: str, prefix: str) -> None:
         progress(f"could not delete topics {prefix}*: {exc!r}")
 
 
+def _systems(text: str) -> tuple[System, ...]:
+    by_key = {system.key: system for system in SYSTEMS}
+    unknown = [key for key in text.split(",") if key not in by_key]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(by_key)}")
+    return tuple(system for system in SYSTEMS if system.key in text.split(","))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of the section")
     parser.add_argument("--events", type=int, help="events per workload (default 200,000)")
     parser.add_argument("--budget", type=float, help="seconds of processing per system and workload (default 100)")
     parser.add_argument("--memory-customers", type=int, help="customers for the memory figure (default 1,000,000)")
+    parser.add_argument("--systems", type=_systems, default=SYSTEMS, metavar="KEYS",
+                        help=f"comma-separated systems to measure, of {','.join(s.key for s in SYSTEMS)} "
+                             "(default all; a subset skips latency and memory)")
     args = parser.parse_args(argv)
     size = Sizes.quick() if args.quick else Sizes()
     overrides = {"events": args.events, "budget": args.budget, "memory_customers": args.memory_customers}
@@ -489,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     results = Results()
     started = time.monotonic()
     with ExitStack() as cleanup:
-        run_section(results, kafka.bootstrap_from_env_or_services(), size, cleanup)
+        run_section(results, kafka.bootstrap_from_env_or_services(), size, cleanup, args.systems,
+                    extras=args.systems == SYSTEMS)
     print(f"\nSummary (throughput, {'quick' if args.quick else 'full'}, "
           f"{(time.monotonic() - started) / 60:.1f} min)\n{results.table()}")
     return 0
