@@ -15,8 +15,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 
@@ -29,9 +28,9 @@ MAX_RECORD_BYTES = 1_000_000
 keeps every record it writes below it (dead letters are cut to fit, see streams/messages.py)."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    """A record to write: partition None means "by key" (the default partitioner)."""
+class OutRecord(NamedTuple):
+    """A record to write: partition None means "by key" (the default partitioner). A named tuple:
+    a batch makes one per state, history step and output."""
 
     topic: str
     key: bytes | None
@@ -79,10 +78,12 @@ class Publisher:
         record written to each (topic, partition). Raises the first error of any record."""
         await self.start()
         grouped: dict[tuple[str, int], list[OutRecord]] = defaultdict(list)
+        counts: dict[str, int] = {}  # partitions of each topic, looked up once per call
         for record in records:
             partition = record.partition
             if partition is None:
-                count = await self.partition_count(record.topic)
+                count = counts.get(record.topic) or counts.setdefault(
+                    record.topic, await self.partition_count(record.topic))
                 partition = partition_for(record.key, count) if record.key is not None else len(grouped) % count
             grouped[(record.topic, partition)].append(record)
         sent: list[tuple[tuple[str, int], int, asyncio.Future[Any]]] = []

@@ -161,7 +161,10 @@ class Engine:
     @staticmethod
     def _next_offsets(raw: list[Any]) -> dict[Any, int]:
         """The offsets to commit once these records are done: the next one of each partition."""
-        return {TP(r.topic, r.partition): r.offset + 1 for r in raw}
+        last: dict[tuple[str, int], int] = {}
+        for r in raw:  # a plain tuple per record; a TP only per partition
+            last[r.topic, r.partition] = r.offset
+        return {TP(topic, partition): offset + 1 for (topic, partition), offset in last.items()}
 
     async def handle_records(self, records: list[Record], offsets: dict[Any, int], oldest: float) -> None:
         """Process one batch and start its commit; ``oldest``: the earliest record timestamp, in s.

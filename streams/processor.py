@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from connectors.kafka_admin import TICKS
 from connectors.partitioning import partition_for
@@ -47,9 +47,11 @@ from streams.messages import DeadLetter
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """An input record as read from Kafka: logical topic name, position, raw key and value."""
+class Record(NamedTuple):
+    """An input record as read from Kafka: logical topic name, position, raw key and value.
+
+    A named tuple, not a frozen dataclass: one is made per input record, and a tuple is made
+    about four times faster."""
 
     topic: str
     partition: int
