@@ -28,6 +28,7 @@ from state.audience import STEPS
 from state.customer import CustomerState
 from state.events import TOPICS, InvalidEvent, parse_event
 from state.times import DAY, format_timestamp, parse_timestamp, wall_clock
+from streams import gc_policy
 from streams.messages import change_message, dumps, task_message
 from streams.settings import Settings, SettingsError
 
@@ -187,6 +188,7 @@ def _worker(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     worker = faust.Worker(engine.app, loglevel=args.loglevel)
+    gc_policy.tune()
     # Faust's terminal spinner puts the root logger at DEBUG (to spin on every record) whenever the
     # level is WARNING or above: every debug line of aiokafka then gets formatted, a tenth of the CPU.
     worker.spinner = None
@@ -268,6 +270,7 @@ def _catalog_dry_run(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    gc_policy.tune()  # holding every customer of the input, replay is the worker's case in small
     settings = Settings.from_env()
     if (args.against or args.format != "csv") and not args.audience:
         print("tagengine replay: --against and --format go with --audience", file=sys.stderr)
