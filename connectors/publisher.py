@@ -42,7 +42,10 @@ class OutRecord(NamedTuple):
 class Publisher:
     """Writes records to Kafka and waits for them. ``start`` before use, ``stop`` at the end."""
 
-    def __init__(self, bootstrap: str, linger_ms: int = 5, **client_options: Any) -> None:
+    def __init__(self, bootstrap: str, linger_ms: int = 0, **client_options: Any) -> None:
+        # No lingering: ``send`` hands over whole record batches, already as full as they will
+        # get; a linger only delayed each of a commit's two awaited writes (5 ms: half the
+        # latency event -> tag change of a worker at 1,000 events/s).
         self.options: dict[str, Any] = dict(
             bootstrap_servers=bootstrap,
             enable_idempotence=True,
