@@ -89,7 +89,8 @@ def parse_timestamp(text: str) -> int:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise ValueError(f"not an ISO-8601 timestamp: {text!r}") from exc
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    # "Z" and "+00:00" parse to the UTC singleton: the usual case skips the offset check.
+    if moment.tzinfo is not UTC and (moment.tzinfo is None or moment.utcoffset() is None):
         raise ValueError(f"timestamp has no UTC offset: {text!r}")
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * SECOND + delta.microseconds
