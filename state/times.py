@@ -99,13 +99,28 @@ def parse_timestamp(text: str) -> int:
 @lru_cache(maxsize=1 << 14)  # one batch formats its own "now" and its deadlines many times over
 def format_timestamp(micros: int) -> str:
     """Microseconds -> ``2026-11-22T10:00:00Z`` (fraction only when there is one)."""
+    # Every tag change formats its effective time, a different moment each: assembling the text
+    # from a cached date and precomputed clock strings costs a third of datetime's isoformat.
     seconds, fraction = divmod(micros, SECOND)
-    text = datetime.fromtimestamp(seconds, UTC).isoformat()[:19]  # isoformat: ~4x faster than strftime
+    day, second = divmod(seconds, 86_400)
+    minute, second = divmod(second, 60)
+    text = _date_text(day) + _CLOCK[minute] + _TWO_DIGITS[second]
     if fraction == 0:
         return text + "Z"
     if fraction % 1000 == 0:
         return f"{text}.{fraction // 1000:03d}Z"
     return f"{text}.{fraction:06d}Z"
+
+
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+_CLOCK = [f"{minute // 60:02d}:{minute % 60:02d}:" for minute in range(24 * 60)]  # minute of the day
+_TWO_DIGITS = [f"{number:02d}" for number in range(60)]
+
+
+@lru_cache(maxsize=1 << 12)
+def _date_text(day: int) -> str:
+    """``2026-11-22T`` for a day number since the epoch (ValueError outside years 1-9999)."""
+    return date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + "T"
 
 
 def days(micros: int) -> float:
