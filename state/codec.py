@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections import OrderedDict
 from decimal import Decimal
 from itertools import accumulate
+from operator import is_
 from typing import Any
 
 import orjson
@@ -51,7 +53,7 @@ def encode_state(state: CustomerState) -> bytes:  # noqa: C901 (one flat test pe
     if latest is not None:
         doc["lf"] = [latest.at, latest.stage, latest.rep_id]
     if state.logins:
-        doc["l"] = _encode_logins(state.logins)
+        doc["l"] = _logins_field(state.customer_id, state.logins)
     if state.last_activity_at is not None:
         doc["la"] = state.last_activity_at
     if state.owner_rep is not None:
@@ -138,6 +140,52 @@ def _keys(blob: str) -> list[int]:
     raw = binascii.a2b_base64(blob)
     from_bytes = int.from_bytes  # big-endian by default (Python 3.11+)
     return [from_bytes(raw[i : i + 6]) for i in range(0, len(raw), 6)]
+
+
+class _Memo:
+    """The encoded form of customers' long login lists, reused while a list holds the very same
+    ``Login`` objects (a customer with 1,000 logins costs ~0.2 ms to encode, and a bot is in
+    nearly every batch; comparing identities costs a few microseconds). States decoded afresh hold
+    new objects, so they miss, as they should. Logins are never changed in place (a new login is a
+    new object, and ``settle`` builds a new list), which is what makes identity enough.
+
+    Bounded by the number of logins held (least recently used customers go first)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self._entries: OrderedDict[str, tuple[list[Login], orjson.Fragment]] = OrderedDict()
+
+    def get(self, customer_id: str, logins: list[Login]) -> orjson.Fragment | None:
+        entry = self._entries.get(customer_id)
+        if entry is None or len(entry[0]) != len(logins) or not all(map(is_, entry[0], logins)):
+            return None
+        self._entries.move_to_end(customer_id)
+        return entry[1]
+
+    def put(self, customer_id: str, logins: list[Login], encoded: orjson.Fragment) -> orjson.Fragment:
+        old = self._entries.pop(customer_id, None)
+        if old is not None:
+            self.size -= len(old[0])
+        self._entries[customer_id] = (list(logins), encoded)  # a copy: the state's list changes
+        self.size += len(logins)
+        while self.size > self.budget:
+            _, (gone, _) = self._entries.popitem(last=False)
+            self.size -= len(gone)
+        return encoded
+
+
+_MEMO_FROM = 16  # logins: below this, encoding costs about as much as the memo's upkeep
+_LOGINS = _Memo(budget=100_000)  # logins held, ~15 MB at most
+
+
+def _logins_field(customer_id: str, logins: list[Login]) -> object:
+    if len(logins) < _MEMO_FROM:
+        return _encode_logins(logins)
+    encoded = _LOGINS.get(customer_id, logins)
+    if encoded is None:  # kept as JSON already: orjson copies it into the state as it is
+        encoded = _LOGINS.put(customer_id, logins, orjson.Fragment(orjson.dumps(_encode_logins(logins))))
+    return encoded
 
 
 def _encode_logins(logins: list[Login]) -> list[object]:

@@ -16,6 +16,7 @@ from rules.catalog import load_default_catalog
 from rules.engine import process_event
 from state.codec import (
     FORMAT_VERSION,
+    _Memo,
     decode_state,
     encode_state,
     peek_catalog_version,
@@ -25,7 +26,7 @@ from state.codec import (
 )
 from state.customer import MAX_LOGINS, RECENT_EVENT_IDS, CustomerState, Login, TagState, apply_event
 from state.events import Event, parse_event
-from state.times import DAY
+from state.times import DAY, SECOND
 
 
 def _uid(*parts: object) -> str:
@@ -307,3 +308,41 @@ def test_the_states_of_generated_customers_round_trip() -> None:
         assert peek_tags(data) == list(state.tags)
         assert peek_source_channel(data) == state.source_channel
         assert peek_catalog_version(data) == state.catalog_version
+
+
+def test_long_login_lists_are_encoded_anew_whenever_they_change() -> None:
+    """Long login lists are encoded once and reused while the state holds the same logins: any
+    change to the list (a login added in order or out of order, the oldest dropped, the list
+    rebuilt, equal logins decoded afresh) must show in the bytes at once."""
+    rng = random.Random(17)
+    state = CustomerState("bot-1")
+    state.logins = [Login(rng.getrandbits(48), day(0) + n * SECOND, "app") for n in range(40)]
+    for _ in range(400):
+        action = rng.randrange(5)
+        if action == 0:  # a new login, newest
+            state.logins.append(Login(rng.getrandbits(48), state.logins[-1].at + SECOND, rng.choice([None, "web"])))
+        elif action == 1:  # a late one, inserted in order
+            at = state.logins[0].at + rng.randrange(state.logins[-1].at - state.logins[0].at)
+            index = next(i for i, login in enumerate(state.logins) if login.at > at)
+            state.logins.insert(index, Login(rng.getrandbits(48), at, "app"))
+        elif action == 2 and len(state.logins) > 20:  # the oldest dropped
+            del state.logins[0]
+        elif action == 3:  # retention: a new list of the same objects, maybe fewer
+            state.logins = state.logins[rng.randrange(2):]
+        data = encode_state(state)
+        assert decode_state(data) == state
+        if action == 4:  # the same logins as new objects: same bytes
+            state = decode_state(data)
+            assert encode_state(state) == data
+
+
+def test_the_login_memo_keeps_to_its_budget() -> None:
+    memo, encoded = _Memo(budget=100), orjson.Fragment(b"[]")
+    for n in range(10):
+        logins = [Login(k, k, None) for k in range(30)]
+        memo.put(f"c{n}", logins, encoded)
+        assert memo.size <= 100
+        assert memo.get(f"c{n}", logins) is encoded
+        assert memo.get(f"c{n}", logins[:-1]) is None
+        assert memo.get(f"c{n}", [*logins[:-1], Login(29, 29, None)]) is None  # equal is not the same
+    assert memo.get("c0", logins) is None  # evicted
