@@ -3,6 +3,11 @@
 Customer states: compact JSON (orjson), short keys, default values left out, orders as small
 arrays, the de-duplication ring as one base64 blob of 6-byte fingerprints. A typical customer
 encodes to a few hundred bytes. ``v`` is the format version, so a later format can read this one.
+The same state always encodes to the same bytes.
+
+Every customer a batch touches is encoded once at the end of the batch, so the encoding is written
+for speed: fields read inline, no helper call per field, and long login lists (the largest part of
+a heavy customer) encoded once and reused while they hold the same logins (``_Memo``).
 
 Tag histories and audience buckets (``state/history.py``, ``state/audience.py``) are stored under
 keys of their own beside the customers; ``history_key`` and ``audience_key`` make those keys, all
