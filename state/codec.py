@@ -33,7 +33,6 @@ from state.times import SECOND
 
 FORMAT_VERSION = 1
 _DISCOUNTED, _NEW_PRODUCT, _REFUNDED = 1, 2, 4
-_KEY_MASK = (1 << 48) - 1
 _DEADLINE = re.compile(rb'"nd":(\d+)')
 _TAGS = re.compile(rb'"t":\{([^}]*)\}')  # tag -> [dimension, since, seq]: no brace inside
 _TAG_NAME = re.compile(rb'"([^"]+)":\[')
