@@ -25,7 +25,7 @@ from bench.throughput import backfill_records, live_records
 from connectors.partitioning import partition_for
 from rules.catalog import load_default_catalog
 from state.cache import StateCache
-from state.codec import decode_audience_day, decode_state, encode_audience_day, encode_state
+from state.codec import decode_audience_day, decode_state, encode_audience_day, encode_state, is_customer_key
 from state.events import parse_event
 from state.times import wall_clock
 from streams.messages import change_message, dumps, task_message
@@ -55,10 +55,10 @@ class Fixtures:
             self.tasks += done.tasks
             for writes in done.states.values():
                 table.update(writes)
-                self.state_writes += sum(1 for key in writes if key and key[0] >= 0x20)
+                self.state_writes += sum(1 for key in writes if is_customer_key(key))
                 self.audience_writes += sum(1 for key in writes if key[:3] == b"\x01a:")
-        self.states = [state for _, state in processor.cache._states.values()]
-        self.encoded = [encode_state(state) for state in self.states]
+        self.encoded = [value for key, value in table.items() if is_customer_key(key) and value is not None]
+        self.states = [decode_state(value) for value in self.encoded]
         self.day_figures = [decode_audience_day(value) for key, value in table.items()
                             if key[:3] == b"\x01a:" and value is not None]
 
