@@ -198,8 +198,13 @@ def _encode_logins(logins: list[Login]) -> list[object]:
     when they all are (producers mostly send seconds; microseconds otherwise: times stay exact), and
     their channels as indexes into the list of distinct channels (0: none), left out when no login
     has one. ``[keys, unit, times]`` or ``[keys, unit, times, channels, indexes]``."""
-    # One pass gathers everything: most customers have a login or two, so the fixed cost of
-    # each extra comprehension would dominate.
+    if len(logins) == 1:  # most customers who log in at all (58% of them in the backfill bench)
+        login = logins[0]
+        blob = _base64([login.key.to_bytes(6, "big")])
+        single: list[object] = [blob, 1, [login.at]] if login.at % SECOND else [blob, SECOND, [login.at // SECOND]]
+        return single if login.channel is None else [*single, [login.channel], [1]]
+    # One pass gathers everything: most lists are short, so the fixed cost of each extra
+    # comprehension would dominate.
     keys, times = [], []
     previous = fraction = 0
     named = False

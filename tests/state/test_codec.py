@@ -236,6 +236,11 @@ def test_logins_round_trip_with_their_channels_and_exact_times() -> None:
     assert decode_state(encode_state(state)) == state
     state.logins = [Login(4, day(1), None), Login(5, day(2), None)]  # no channel: none stored
     assert decode_state(encode_state(state)) == state
+    for single in (Login(6, day(1), None), Login(7, day(1) + 1, None), Login(8, day(1), "app")):
+        state.logins = [single]
+        assert decode_state(encode_state(state)) == state
+    state.logins = [Login(6, day(1), None)]
+    assert orjson.loads(encode_state(state))["l"] == ["AAAAAAAG", SECOND, [day(1) // SECOND]]
 
 
 def test_a_state_written_before_login_windows_decodes_with_no_logins() -> None:
