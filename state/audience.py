@@ -57,7 +57,12 @@ class Audience:
 
     def _bump(self, tag: str, at: int, column: int) -> None:
         day, hour = divmod(at // HOUR, 24)
-        counts = self.days.setdefault(day, {}).setdefault(tag, [0] * 48)
+        figures = self.days.get(day)
+        if figures is None:
+            figures = self.days[day] = {}
+        counts = figures.get(tag)
+        if counts is None:  # not setdefault(tag, [0] * 48): that would make a list per move
+            counts = figures[tag] = [0] * 48
         counts[2 * hour + column] += 1
         self._dirty.add(day)
 

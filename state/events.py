@@ -191,8 +191,10 @@ def parse_event(topic: str, raw: bytes | None, now: int) -> Event:
     record = _decode(topic, raw)
     event_id = _identifier(record, topic, "event_id")
     customer_id = _identifier(record, topic, "customer_id")
-    occurred_at = _timestamp(_required(record, topic, "occurred_at"), topic, "occurred_at", now)
-    return parser(record, topic, event_id, customer_id, occurred_at, now)
+    occurred_at = record.get("occurred_at")
+    if occurred_at is None:
+        _required(record, topic, "occurred_at")
+    return parser(record, topic, event_id, customer_id, _timestamp(occurred_at, topic, "occurred_at", now), now)
 
 
 def _decode(topic: str, raw: bytes | None) -> _Record:
@@ -220,15 +222,15 @@ def _order(
     record: _Record, topic: str, event_id: str, customer_id: str, occurred_at: int, now: int
 ) -> OrderEvent:
     return OrderEvent(
-        event_id=event_id,
-        customer_id=customer_id,
-        occurred_at=occurred_at,
-        order_id=_identifier(record, topic, "order_id"),
-        amount=_money(_required(record, topic, "amount"), topic, "amount"),
-        currency=_currency(record.get("currency"), topic),
-        status=_enum(_required(record, topic, "status"), topic, "status", ORDER_STATUSES),
-        coupon_used=_flag(record.get("coupon_used"), topic, "coupon_used"),
-        items=_items(record.get("items"), topic),
+        event_id,
+        customer_id,
+        occurred_at,
+        _identifier(record, topic, "order_id"),
+        _money(_required(record, topic, "amount"), topic, "amount"),
+        _currency(record.get("currency"), topic),
+        _enum(_required(record, topic, "status"), topic, "status", ORDER_STATUSES),
+        _flag(record.get("coupon_used"), topic, "coupon_used"),
+        _items(record.get("items"), topic),
     )
 
 
@@ -236,12 +238,9 @@ def _login(
     record: _Record, topic: str, event_id: str, customer_id: str, occurred_at: int, now: int
 ) -> LoginEvent:
     channel = record.get("channel")
-    return LoginEvent(
-        event_id=event_id,
-        customer_id=customer_id,
-        occurred_at=occurred_at,
-        channel=None if channel is None else _label(channel, topic, "channel", MAX_CHANNEL_CHARS),
-    )
+    if channel is not None:
+        channel = _label(channel, topic, "channel", MAX_CHANNEL_CHARS)
+    return LoginEvent(event_id, customer_id, occurred_at, channel)
 
 
 def _followup(
@@ -249,13 +248,13 @@ def _followup(
 ) -> FollowupEvent:
     kind = record.get("kind")
     return FollowupEvent(
-        event_id=event_id,
-        customer_id=customer_id,
-        occurred_at=occurred_at,
-        rep_id=_identifier(record, topic, "rep_id"),
-        stage=_enum(_required(record, topic, "stage"), topic, "stage", STAGES),
-        kind=None if kind is None else _enum(kind, topic, "kind", FOLLOWUP_KINDS),
-        note=_note(record.get("note"), topic),
+        event_id,
+        customer_id,
+        occurred_at,
+        _identifier(record, topic, "rep_id"),
+        _enum(_required(record, topic, "stage"), topic, "stage", STAGES),
+        None if kind is None else _enum(kind, topic, "kind", FOLLOWUP_KINDS),
+        _note(record.get("note"), topic),
     )
 
 
@@ -263,15 +262,11 @@ def _profile(
     record: _Record, topic: str, event_id: str, customer_id: str, occurred_at: int, now: int
 ) -> ProfileEvent:
     fields: list[tuple[str, object]] = []
-    for name in PROFILE_FIELDS:
-        if name in record:
-            value = record[name]
-            if value is not None:
-                value = _PROFILE_CHECKS[name](value, topic, name, now)
-            fields.append((name, value))
-    return ProfileEvent(
-        event_id=event_id, customer_id=customer_id, occurred_at=occurred_at, fields=tuple(fields)
-    )
+    for name, check in _PROFILE_CHECKS.items():  # in PROFILE_FIELDS order
+        value = record.get(name, _UNSET)
+        if value is not _UNSET:
+            fields.append((name, value if value is None else check(value, topic, name, now)))
+    return ProfileEvent(event_id, customer_id, occurred_at, tuple(fields))
 
 
 _PARSERS: Final[dict[str, _Parser]] = {
@@ -329,6 +324,9 @@ def _label_error(value: object, topic: str, name: str, max_chars: int) -> NoRetu
 
 def _identifier(record: _Record, topic: str, name: str) -> str:
     value = record.get(name)
+    # _label's fast path, inlined: two or three identifiers per event
+    if type(value) is str and 0 < len(value) <= MAX_ID_CHARS and value.isprintable() and not value.isspace():
+        return value
     if value is None:
         _required(record, topic, name)
     return _label(value, topic, name, MAX_ID_CHARS)
@@ -416,7 +414,39 @@ def _items(value: object, topic: str) -> tuple[Item, ...]:
         _fail("wrong_type", topic, "items", f"must be an array, got {_json_type(value)}")
     if len(value) > MAX_ITEMS:
         _fail("bad_value", topic, "items", f"must have at most {MAX_ITEMS} items, got {len(value)}")
-    return tuple(_item(entry, f"{topic}.items[{index}]") for index, entry in enumerate(value))
+    items = []
+    for index, entry in enumerate(value):
+        item = _usual_item(entry)
+        # _item checks everything again, to name what is wrong (or accept a rarer valid form).
+        items.append(_item(entry, f"{topic}.items[{index}]") if item is None else item)
+    return tuple(items)
+
+
+def _usual_item(entry: object) -> Item | None:
+    """The item when it has the usual valid form (an identifier sku, a positive float or int
+    price within MAX_MONEY, boolean or absent flags), else None. A fast path: an order carries
+    several items, and _item's checks cost a call each."""
+    if type(entry) is not dict:
+        return None
+    sku, price = entry.get("sku"), entry.get("price")
+    discounted, new_product = entry.get("discounted", False), entry.get("new_product", False)
+    if not (
+        type(sku) is str
+        and 0 < len(sku) <= MAX_ID_CHARS
+        and sku.isprintable()
+        and not sku.isspace()
+        and type(discounted) is bool
+        and type(new_product) is bool
+    ):
+        return None
+    # As _decimal would: the shortest repr of a float is what the producer wrote. Comparing the
+    # float with 1e15 (exact as a float) decides as comparing its Decimal with MAX_MONEY does;
+    # 0 < price also keeps out -0.0 and NaN.
+    if type(price) is float and 0 < price <= 1e15:
+        return Item(sku, Decimal(repr(price)), discounted, new_product)
+    if type(price) is int and 0 < price <= MAX_MONEY:
+        return Item(sku, Decimal(price), discounted, new_product)
+    return None
 
 
 def _item(entry: object, where: str) -> Item:
@@ -433,11 +463,10 @@ def _item(entry: object, where: str) -> Item:
 # --- profile fields (values are never null here; null means "clear") ----------------------------
 
 
-def _owner_rep(value: object, topic: str, name: str, now: int) -> str:
-    return _label(value, topic, name, MAX_ID_CHARS)
-
-
-def _source_channel(value: object, topic: str, name: str, now: int) -> str:
+def _profile_label(value: object, topic: str, name: str, now: int) -> str:
+    """owner_rep, source_channel: identifiers (the valid case without a second call)."""
+    if type(value) is str and 0 < len(value) <= MAX_ID_CHARS and value.isprintable() and not value.isspace():
+        return value
     return _label(value, topic, name, MAX_ID_CHARS)
 
 
@@ -480,8 +509,8 @@ def _email(value: object, topic: str, name: str, now: int) -> str:
 
 
 _PROFILE_CHECKS: Final = {
-    "owner_rep": _owner_rep,
-    "source_channel": _source_channel,
+    "owner_rep": _profile_label,
+    "source_channel": _profile_label,
     "registered_at": _registered_at,
     "birthday": _birthday,
     "phone": _phone,

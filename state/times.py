@@ -89,22 +89,45 @@ def parse_timestamp(text: str) -> int:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise ValueError(f"not an ISO-8601 timestamp: {text!r}") from exc
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    # "Z" and "+00:00" parse to the UTC singleton: the usual case skips the offset check.
+    if moment.tzinfo is not UTC and (moment.tzinfo is None or moment.utcoffset() is None):
         raise ValueError(f"timestamp has no UTC offset: {text!r}")
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * SECOND + delta.microseconds
 
 
-@lru_cache(maxsize=1 << 14)  # one batch formats its own "now" and its deadlines many times over
-def format_timestamp(micros: int) -> str:
-    """Microseconds -> ``2026-11-22T10:00:00Z`` (fraction only when there is one)."""
+def format_moment(micros: int) -> str:
+    """Microseconds -> ``2026-11-22T10:00:00Z`` (fraction only when there is one).
+
+    ``format_timestamp`` without its cache, for moments formatted once (a change's effective
+    time: an event's time, a different one each), where the cache's upkeep is a third of the cost.
+    """
+    # Assembled from a cached date and precomputed clock strings: a third of the cost of
+    # datetime.fromtimestamp(...).isoformat().
     seconds, fraction = divmod(micros, SECOND)
-    text = datetime.fromtimestamp(seconds, UTC).isoformat()[:19]  # isoformat: ~4x faster than strftime
+    day, second = divmod(seconds, 86_400)
+    minute, second = divmod(second, 60)
+    text = _date_text(day) + _CLOCK[minute] + _TWO_DIGITS[second]
     if fraction == 0:
         return text + "Z"
     if fraction % 1000 == 0:
         return f"{text}.{fraction // 1000:03d}Z"
     return f"{text}.{fraction:06d}Z"
+
+
+format_timestamp = lru_cache(maxsize=1 << 14)(format_moment)
+"""Microseconds -> ``2026-11-22T10:00:00Z``, cached: one batch formats its own "now" and its
+deadlines many times over."""
+
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+_CLOCK = [f"{minute // 60:02d}:{minute % 60:02d}:" for minute in range(24 * 60)]  # minute of the day
+_TWO_DIGITS = [f"{number:02d}" for number in range(60)]
+
+
+@lru_cache(maxsize=1 << 12)
+def _date_text(day: int) -> str:
+    """``2026-11-22T`` for a day number since the epoch (ValueError outside years 1-9999)."""
+    return date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + "T"
 
 
 def days(micros: int) -> float:

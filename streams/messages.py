@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import orjson
 
 from rules.engine import TagChange, Task
-from state.times import format_timestamp, parse_timestamp
+from state.times import format_moment, format_timestamp, parse_timestamp
 
 
 def change_message(change: TagChange, emitted_at: int) -> dict[str, object]:
@@ -28,7 +28,7 @@ def change_message(change: TagChange, emitted_at: int) -> dict[str, object]:
         "catalog_version": change.catalog_version,
         "trigger": change.trigger,
         "event_id": change.event_id,
-        "effective_at": format_timestamp(change.effective_at),
+        "effective_at": format_moment(change.effective_at),  # an event's time: seldom seen twice
         "emitted_at": format_timestamp(emitted_at),
         "reason": change.reason,
     }

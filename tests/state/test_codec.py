@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import uuid
 from decimal import Decimal
 
@@ -9,9 +11,22 @@ import orjson
 import pytest
 from event_factories import day, followup, login, order, profile, refund
 
-from state.codec import FORMAT_VERSION, decode_state, encode_state
+from connectors.generator import demo_events
+from rules.catalog import load_default_catalog
+from rules.engine import process_event
+from state.codec import (
+    FORMAT_VERSION,
+    _Memo,
+    decode_state,
+    encode_state,
+    peek_catalog_version,
+    peek_deadline,
+    peek_source_channel,
+    peek_tags,
+)
 from state.customer import MAX_LOGINS, RECENT_EVENT_IDS, CustomerState, Login, TagState, apply_event
-from state.events import Event
+from state.events import Event, parse_event
+from state.times import DAY, SECOND
 
 
 def _uid(*parts: object) -> str:
@@ -221,6 +236,11 @@ def test_logins_round_trip_with_their_channels_and_exact_times() -> None:
     assert decode_state(encode_state(state)) == state
     state.logins = [Login(4, day(1), None), Login(5, day(2), None)]  # no channel: none stored
     assert decode_state(encode_state(state)) == state
+    for single in (Login(6, day(1), None), Login(7, day(1) + 1, None), Login(8, day(1), "app")):
+        state.logins = [single]
+        assert decode_state(encode_state(state)) == state
+    state.logins = [Login(6, day(1), None)]
+    assert orjson.loads(encode_state(state))["l"] == ["AAAAAAAG", SECOND, [day(1) // SECOND]]
 
 
 def test_a_state_written_before_login_windows_decodes_with_no_logins() -> None:
@@ -236,3 +256,98 @@ def test_a_customer_with_the_most_logins_kept_stays_bounded() -> None:
     print(f"customer with {MAX_LOGINS} logins: {len(data)} bytes")
     assert len(data) < 24 * 1024
     assert decode_state(data) == state
+
+
+# Bytes written by the first implementation of format 1 (stored changelogs hold such records):
+# they must decode to the same state and encode back to the very same bytes.
+V1_RECORDS = (
+    b'{"v":1,"c":"cust-0001234567","s":9,"o":[[254722267873366,1793520000000000,"1234.56",1],'
+    b'[157165794572980,1794384000000000,"0.01",2],[73236150563369,1795248000000000,"500",7]],"sp":1,'
+    b'"sf":1767600000000000,"f":[[189203455214537,1796112000000000],[215147098673104,1799568000000000]],'
+    b'"lf":[1799568000000000,"quoted","rep-43"],"l":["s1vZsjkZ",1000000,[1802160000],["web"],[1]],'
+    b'"la":1802160000000000,"or":"rep-1","sc":"mini_program","ra":1765008000000000,"bd":"12-31","hp":1,'
+    b'"he":1,"t":{"mature":["lifecycle",1770192000000000,3],"active":["activity",1802160000000000,9],'
+    b'"price_sensitive":["behavior",1795248000000000,7],"high_intent":["intent",1799568000000000,8]},'
+    b'"x":["high_value","new_product_follower"],'
+    b'"r":"/LMgnF0JZ5Q9BnIhUGRihoKy6Ivd9nJoWDSE5wH4rBRcvQPJw6zWZA/Qs1vZsjkZIdHAYTIR",'
+    b'"nd":1802419200000000,"cv":"9450b9dbd2a6a26a"}',
+    b'{"v":1,"c":"c1","s":0,"l":["AAAAAAABAAAAAAACAAAAAAAD",1,[1767686400000000,86400000001,86399999999],'
+    b'["app","web"],[1,0,2]],"r":"AAAAAAAB////////AAAAAAAD"}',
+)
+
+
+def test_records_of_the_first_format_1_writer_decode_and_encode_back_byte_for_byte() -> None:
+    state, expected = decode_state(V1_RECORDS[0]), full_state()  # equal but for the event-id keys
+    assert [(o.at, o.amount, o.discounted, o.new_product, o.refunded) for o in state.orders] == [
+        (o.at, o.amount, o.discounted, o.new_product, o.refunded) for o in expected.orders
+    ]
+    assert (state.tags, state.expired, state.latest_followup) == (expected.tags, expected.expired,
+                                                                  expected.latest_followup)
+    assert [(login.at, login.channel) for login in state.logins] == [(day(400), "web")]
+    assert len(state.recent_event_ids) == len(expected.recent_event_ids) == 9
+    state = decode_state(V1_RECORDS[1])
+    assert state.logins == [Login(1, day(1), "app"), Login(2, day(2) + 1, None), Login(3, day(3), "web")]
+    assert state.recent_event_ids == [1, 2**48 - 1, 3]
+    for data in V1_RECORDS:
+        assert encode_state(decode_state(data)) == data
+
+
+def test_the_states_of_generated_customers_round_trip() -> None:
+    """Realistic states: generated events (a year, in random order, duplicates and refunds
+    included) folded through the engine with the default catalog."""
+    catalog = load_default_catalog()
+    records = list(itertools.islice(demo_events(300, seed=5, history=365 * DAY, broken=0), 6000))
+    random.Random(5).shuffle(records)
+    now = max(parse_event(r.topic, r.value, 1 << 62).occurred_at for r in records)
+    states: dict[str, CustomerState] = {}
+    for r in records:
+        event = parse_event(r.topic, r.value, now)
+        state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
+        process_event(catalog, state, event, now)
+    assert sum(1 for s in states.values() if s.logins and s.orders and s.tags) > 100
+    for state in states.values():
+        data = encode_state(state)
+        assert decode_state(data) == state
+        assert encode_state(decode_state(data)) == data
+        assert peek_deadline(data) == state.next_deadline
+        assert peek_tags(data) == list(state.tags)
+        assert peek_source_channel(data) == state.source_channel
+        assert peek_catalog_version(data) == state.catalog_version
+
+
+def test_long_login_lists_are_encoded_anew_whenever_they_change() -> None:
+    """Long login lists are encoded once and reused while the state holds the same logins: any
+    change to the list (a login added in order or out of order, the oldest dropped, the list
+    rebuilt, equal logins decoded afresh) must show in the bytes at once."""
+    rng = random.Random(17)
+    state = CustomerState("bot-1")
+    state.logins = [Login(rng.getrandbits(48), day(0) + n * SECOND, "app") for n in range(40)]
+    for _ in range(400):
+        action = rng.randrange(5)
+        if action == 0:  # a new login, newest
+            state.logins.append(Login(rng.getrandbits(48), state.logins[-1].at + SECOND, rng.choice([None, "web"])))
+        elif action == 1:  # a late one, inserted in order
+            at = state.logins[0].at + rng.randrange(state.logins[-1].at - state.logins[0].at)
+            index = next(i for i, login in enumerate(state.logins) if login.at > at)
+            state.logins.insert(index, Login(rng.getrandbits(48), at, "app"))
+        elif action == 2 and len(state.logins) > 20:  # the oldest dropped
+            del state.logins[0]
+        elif action == 3:  # retention: a new list of the same objects, maybe fewer
+            state.logins = state.logins[rng.randrange(2):]
+        data = encode_state(state)
+        assert decode_state(data) == state
+        if action == 4:  # the same logins as new objects: same bytes
+            state = decode_state(data)
+            assert encode_state(state) == data
+
+
+def test_the_login_memo_keeps_to_its_budget() -> None:
+    memo, encoded = _Memo(budget=100), orjson.Fragment(b"[]")
+    for n in range(10):
+        logins = [Login(k, k, None) for k in range(30)]
+        memo.put(f"c{n}", logins, encoded)
+        assert memo.size <= 100
+        assert memo.get(f"c{n}", logins) is encoded
+        assert memo.get(f"c{n}", logins[:-1]) is None
+        assert memo.get(f"c{n}", [*logins[:-1], Login(29, 29, None)]) is None  # equal is not the same
+    assert memo.get("c0", logins) is None  # evicted

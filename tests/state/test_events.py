@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import pickle
+import random
 from decimal import Decimal
 from typing import Any
 
@@ -525,3 +527,35 @@ def test_events_are_immutable() -> None:
     event = parse("logins")
     with pytest.raises(AttributeError):
         event.channel = "web"
+
+
+def test_the_fast_path_for_items_agrees_with_the_full_checks() -> None:
+    """``_usual_item`` takes only items ``_item`` accepts, and reads them identically: prices at
+    the edges (zero, negative zero, MAX_MONEY and the next float, non-finite), flags that are
+    not booleans, skus that are blank or carry control characters."""
+    from state.events import _item, _usual_item
+
+    prices: list[object] = [0, 0.0, -0.0, -1, 1, 12.5, 0.1, 1e-7, 1e15, 10**15, 10**15 + 1,
+                            math.nextafter(1e15, math.inf), math.inf, math.nan, True, "12.50", None]
+    flags: list[object] = [True, False, None, 0, 1, ABSENT]
+    skus: list[object] = ["sku-1", " ", "", "a\x85b", "\u00a0x", "s" * 128, "s" * 129, 7, None]
+    rng = random.Random(7)
+    for _ in range(3000):
+        entry: dict[str, object] = {"sku": rng.choice(skus), "price": rng.choice(prices)}
+        for flag in ("discounted", "new_product"):
+            value = rng.choice(flags)
+            if value is not ABSENT:
+                entry[flag] = value
+        fast = _usual_item(entry)
+        try:
+            full = _item(entry, "orders.items[0]")
+        except InvalidEvent:
+            assert fast is None, entry
+            continue
+        assert fast is None or (fast == full and str(fast.price) == str(full.price)), entry
+
+
+def test_profile_fields_are_checked_in_their_documented_order() -> None:
+    from state.events import _PROFILE_CHECKS, PROFILE_FIELDS
+
+    assert tuple(_PROFILE_CHECKS) == PROFILE_FIELDS
