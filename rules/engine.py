@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from rules.catalog import OWNER, Catalog, TagRule
 from rules.expr import Context
-from rules.facts import FACTS, WINDOWS, window_deadline
+from rules.facts import FACTS, window_deadline
 from state.customer import CustomerState, Outcome, RejectedEvent, TagState, apply_event, settle
 from state.events import Event
 
@@ -203,17 +203,19 @@ def _holding(state: CustomerState) -> dict[str, list[str]]:
 def next_deadline(catalog: Catalog, state: CustomerState, now: int) -> int | None:
     """The earliest moment after ``now`` at which a condition of the catalog can change."""
     candidates: list[int] = []
-    for fact, duration in catalog.ages:
+    for fact, durations in catalog.deadline_ages:
         moment = FACTS[fact].get(state)
-        if isinstance(moment, int) and moment + duration > now:
-            candidates.append(moment + duration)
-    elements: dict[str, object] = {}
-    for name, length in catalog.windows:
-        if name not in elements:
-            elements[name] = WINDOWS[name].elements(state)
-        moment = window_deadline(elements[name], now, length)  # type: ignore[arg-type]
-        if moment is not None:
-            candidates.append(moment)
+        if isinstance(moment, int):
+            # The durations are shortest first: the first flip still ahead is this fact's earliest.
+            ahead = next((moment + duration for duration in durations if moment + duration > now), None)
+            if ahead is not None:
+                candidates.append(ahead)
+    for elements, lengths in catalog.deadline_windows:
+        items = elements(state)
+        for length in lengths:
+            moment = window_deadline(items, now, length)
+            if moment is not None:
+                candidates.append(moment)
     for fact, values in catalog.calendar.items():  # days_to_birthday: local midnights
         changes = FACTS[fact].changes
         assert changes is not None, "a calendar fact says when it changes"
