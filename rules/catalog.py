@@ -108,6 +108,7 @@ class Catalog:
     # time fact, shortest first, and the windows grouped as ``deadline_windows`` says.
     deadline_ages: tuple[tuple[str, tuple[int, ...]], ...] = field(init=False)
     deadline_windows: tuple[tuple[Elements, tuple[int, ...]], ...] = field(init=False)
+    dimension_names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         durations: dict[str, list[int]] = {}
@@ -116,6 +117,7 @@ class Catalog:
         by_fact = tuple((fact, tuple(sorted(found))) for fact, found in sorted(durations.items()))
         object.__setattr__(self, "deadline_ages", by_fact)  # a frozen dataclass: set once, here
         object.__setattr__(self, "deadline_windows", deadline_windows(self.windows))
+        object.__setattr__(self, "dimension_names", frozenset(d.name for d in self.dimensions))
 
     @property
     def zone(self) -> tzinfo:

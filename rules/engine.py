@@ -138,20 +138,26 @@ def decide_tags(
 
 
 def _decide(
-    catalog: Catalog, state: CustomerState, now: int, only: frozenset[str] | None, since: int
+    catalog: Catalog,
+    state: CustomerState,
+    now: int,
+    only: frozenset[str] | None,
+    since: int,
+    holding: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, object], Context, set[str]]:
     """``decide_tags`` for tags entered now being held from ``since`` (an event's own time, which
     may be long past). A tag whose validity would already be over at ``now`` is not entered: it is
     returned as *overdue*, to be remembered as expired, the state on-time processing would have
-    left. Entering it would leave a held tag past its expiry with no deadline to remove it."""
+    left. Entering it would leave a held tag past its expiry with no deadline to remove it.
+    ``holding`` is ``_holding(state)``, when the caller has it already."""
     tags: dict[str, object] = {}
     ctx = Context(state, now, tags)
-    holding = _holding(state) if only is not None else {}
     barred = unavailable(catalog, state, now)
     overdue: set[str] = set()
 
     def enters(tag: TagRule) -> bool:
-        if tag.name in barred or not tag.condition(ctx):
+        # The condition first: it is what usually fails, and evaluating it changes nothing.
+        if not tag.condition.test(ctx) or tag.name in barred:
             return False
         if tag.valid_for is not None and tag.name not in state.tags and since + tag.valid_for <= now:
             overdue.add(tag.name)
@@ -160,12 +166,18 @@ def _decide(
 
     for dimension in catalog.dimensions:
         if only is not None and dimension.name not in only:
+            if holding is None:
+                holding = _holding(state)
             held = holding.get(dimension.name, [])
             tags[dimension.name] = (held[0] if held else None) if dimension.exclusive else frozenset(held)
         elif dimension.exclusive:
-            tags[dimension.name] = next((tag.name for tag in dimension.tags if enters(tag)), None)
+            tags[dimension.name] = None
+            for tag in dimension.tags:
+                if enters(tag):
+                    tags[dimension.name] = tag.name
+                    break
         else:
-            tags[dimension.name] = frozenset(tag.name for tag in dimension.tags if enters(tag))
+            tags[dimension.name] = frozenset([tag.name for tag in dimension.tags if enters(tag)])
     return tags, ctx, overdue
 
 
@@ -173,14 +185,19 @@ def unavailable(catalog: Catalog, state: CustomerState, now: int) -> frozenset[s
     """Tags the customer cannot hold at ``now`` whatever their conditions say: held tags whose
     validity has ended, and expired tags not qualified again (while the catalog limits them)."""
     if not catalog.valid_for:
-        return frozenset()
+        return _NONE
     awaiting = {tag for tag in state.expired if tag in catalog.valid_for}
     return expired_at(catalog, state, now) | awaiting
 
 
 def expired_at(catalog: Catalog, state: CustomerState, now: int) -> frozenset[str]:
     """Held tags whose validity period has ended at ``now`` (``since + valid_for <= now``)."""
+    if not catalog.valid_for:
+        return _NONE
     return frozenset(tag for tag, end in _validity_ends(catalog, state) if end <= now)
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def _validity_ends(catalog: Catalog, state: CustomerState) -> Iterator[tuple[str, int]]:
@@ -236,9 +253,10 @@ def _evaluate(
     result: Result,
     only: frozenset[str] | None = None,
 ) -> None:
-    decided, ctx, overdue = _decide(catalog, state, now, only, effective_at)
+    holding = _holding(state)  # the tags held before this evaluation moves any
+    decided, ctx, overdue = _decide(catalog, state, now, only, effective_at, holding)
     ending = expired_at(catalog, state, now)
-    for dimension_name, from_tag, to_tag in _moves(catalog, state, decided, only):
+    for dimension_name, from_tag, to_tag in _moves(catalog, state, decided, only, holding):
         change = _change(
             catalog, state, ctx, dimension_name, from_tag, to_tag, trigger, event_id, effective_at,
             expired=from_tag in ending,
@@ -246,18 +264,24 @@ def _evaluate(
         result.changes.append(change)
         if to_tag is not None:
             result.tasks += _tasks(catalog, catalog.tags[to_tag], state, change)
-    state.expired |= {tag for tag in ending if tag not in state.tags}  # the expiries the moves made
-    state.expired |= overdue
+    if ending:
+        state.expired |= {tag for tag in ending if tag not in state.tags}  # the expiries the moves made
+    if overdue:
+        state.expired |= overdue
     _requalify(catalog, state, ctx, only)
     state.catalog_version = catalog.version
 
 
 def _moves(
-    catalog: Catalog, state: CustomerState, decided: dict[str, object], only: frozenset[str] | None
+    catalog: Catalog,
+    state: CustomerState,
+    decided: dict[str, object],
+    only: frozenset[str] | None,
+    holding: dict[str, list[str]],
 ) -> list[tuple[str, str | None, str | None]]:
-    """(dimension, from, to) for every difference between the held and the decided tags."""
+    """(dimension, from, to) for every difference between the held (``holding``, as
+    ``_holding`` gives them) and the decided tags."""
     moves: list[tuple[str, str | None, str | None]] = []
-    holding = _holding(state)
     for dimension in catalog.dimensions:
         if only is not None and dimension.name not in only:
             continue  # decided as held: nothing moves
@@ -272,10 +296,10 @@ def _moves(
             wanted = value if isinstance(value, frozenset) else frozenset()
             moves += [(dimension.name, tag, None) for tag in held if tag not in wanted]
             moves += [(dimension.name, None, tag) for tag in sorted(wanted) if tag not in held]
-    known = {d.name for d in catalog.dimensions}
-    for tag, held_tag in sorted(state.tags.items()):
-        if held_tag.dimension not in known:  # a dimension the catalog no longer has
-            moves.append((held_tag.dimension, tag, None))
+    if not catalog.dimension_names.issuperset(holding):  # held tags of a dimension the catalog no longer has
+        for tag, held_tag in sorted(state.tags.items()):
+            if held_tag.dimension not in catalog.dimension_names:
+                moves.append((held_tag.dimension, tag, None))
     return moves
 
 
