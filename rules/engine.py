@@ -100,7 +100,11 @@ def process_event(catalog: Catalog, state: CustomerState, event: Event, now: int
         # an expired tag's condition, which alone can make it available again, moves only with
         # its dimension.
         moved = catalog.moved_by.get(type(event)) if state.catalog_version == catalog.version else None
-        _evaluate(catalog, state, now, EVENT, event.event_id, event.occurred_at, result, moved)
+        # An event that can move no dimension (a profile update, when no condition reads the
+        # profile) would decide nothing, move nothing, and leave ``state.expired`` as it is (it
+        # holds only tags this catalog limits: the evaluation that added them removed the others).
+        if moved is None or moved:
+            _evaluate(catalog, state, now, EVENT, event.event_id, event.occurred_at, result, moved)
     state.next_deadline = next_deadline(catalog, state, now)
     return result
 
@@ -220,27 +224,39 @@ def _holding(state: CustomerState) -> dict[str, list[str]]:
 def next_deadline(catalog: Catalog, state: CustomerState, now: int) -> int | None:
     """The earliest moment after ``now`` at which a condition of the catalog can change."""
     candidates: list[int] = []
-    for fact, durations in catalog.deadline_ages:
-        moment = FACTS[fact].get(state)
-        if isinstance(moment, int):
-            # The durations are shortest first: the first flip still ahead is this fact's earliest.
-            ahead = next((moment + duration for duration in durations if moment + duration > now), None)
-            if ahead is not None:
-                candidates.append(ahead)
-    for elements, lengths in catalog.deadline_windows:
-        items = elements(state)
-        for length in lengths:
-            moment = window_deadline(items, now, length)
-            if moment is not None:
-                candidates.append(moment)
+    _age_flips(catalog, state, now, candidates)
+    _window_exits(catalog, state, now, candidates)
     for fact, values in catalog.calendar.items():  # days_to_birthday: local midnights
         changes = FACTS[fact].changes
         assert changes is not None, "a calendar fact says when it changes"
         moment = changes(FACTS[fact].get(state), now, catalog.zone, values)
         if moment is not None and moment > now:
             candidates.append(moment)
-    candidates += [end for _, end in _validity_ends(catalog, state) if end > now]
+    if catalog.valid_for:
+        candidates += [end for _, end in _validity_ends(catalog, state) if end > now]
     return min(candidates) if candidates else None
+
+
+def _age_flips(catalog: Catalog, state: CustomerState, now: int, candidates: list[int]) -> None:
+    """Adds, per time fact, the first moment after ``now`` an ``age(t) OP d`` comparison flips."""
+    for fact, durations in catalog.deadline_ages:
+        moment = FACTS[fact].get(state)
+        if isinstance(moment, int):
+            for duration in durations:  # shortest first: the first flip still ahead is the earliest
+                if moment + duration > now:
+                    candidates.append(moment + duration)
+                    break
+
+
+def _window_exits(catalog: Catalog, state: CustomerState, now: int, candidates: list[int]) -> None:
+    """Adds, per window length, the next moment an element leaves the window."""
+    for elements, lengths in catalog.deadline_windows:
+        items = elements(state)
+        if items:  # most customers have no order, or no follow-up, in their state
+            for length in lengths:
+                moment = window_deadline(items, now, length)
+                if moment is not None:
+                    candidates.append(moment)
 
 
 def _evaluate(
