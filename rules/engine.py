@@ -216,6 +216,8 @@ def _validity_ends(catalog: Catalog, state: CustomerState) -> Iterator[tuple[str
 def _holding(state: CustomerState) -> dict[str, list[str]]:
     """The tags the customer holds, per dimension, in name order."""
     holding: dict[str, list[str]] = {}
+    if not state.tags:
+        return holding
     for tag, held_tag in sorted(state.tags.items()):
         holding.setdefault(held_tag.dimension, []).append(tag)
     return holding
