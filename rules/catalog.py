@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from rules.expr import Condition, Dimension, ExprError, compile_condition
-from rules.facts import FACTS, WINDOWS
+from rules.facts import FACTS, WINDOWS, Elements, deadline_windows
 from state.times import DEFAULT_TIMEZONE, parse_duration
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -103,6 +103,21 @@ class Catalog:
     # whose start a condition can flip (None: every change), for the engine's deadlines.
     timezone: str = DEFAULT_TIMEZONE
     calendar: dict[str, frozenset[int] | None] = field(default_factory=dict)
+    # Derived from the fields above when the catalog is made (and remade by dataclasses.replace),
+    # so the engine does not work them out again for every event: the durations of ``ages`` per
+    # time fact, shortest first, and the windows grouped as ``deadline_windows`` says.
+    deadline_ages: tuple[tuple[str, tuple[int, ...]], ...] = field(init=False)
+    deadline_windows: tuple[tuple[Elements, tuple[int, ...]], ...] = field(init=False)
+    dimension_names: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        durations: dict[str, list[int]] = {}
+        for fact, duration in self.ages:
+            durations.setdefault(fact, []).append(duration)
+        by_fact = tuple((fact, tuple(sorted(found))) for fact, found in sorted(durations.items()))
+        object.__setattr__(self, "deadline_ages", by_fact)  # a frozen dataclass: set once, here
+        object.__setattr__(self, "deadline_windows", deadline_windows(self.windows))
+        object.__setattr__(self, "dimension_names", frozenset(d.name for d in self.dimensions))
 
     @property
     def zone(self) -> tzinfo:

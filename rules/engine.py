@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from rules.catalog import OWNER, Catalog, TagRule
 from rules.expr import Context
-from rules.facts import FACTS, WINDOWS, window_deadline
+from rules.facts import FACTS, window_deadline
 from state.customer import CustomerState, Outcome, RejectedEvent, TagState, apply_event, settle
 from state.events import Event
 
@@ -100,7 +100,11 @@ def process_event(catalog: Catalog, state: CustomerState, event: Event, now: int
         # an expired tag's condition, which alone can make it available again, moves only with
         # its dimension.
         moved = catalog.moved_by.get(type(event)) if state.catalog_version == catalog.version else None
-        _evaluate(catalog, state, now, EVENT, event.event_id, event.occurred_at, result, moved)
+        # An event that can move no dimension (a profile update, when no condition reads the
+        # profile) would decide nothing, move nothing, and leave ``state.expired`` as it is (it
+        # holds only tags this catalog limits: the evaluation that added them removed the others).
+        if moved is None or moved:
+            _evaluate(catalog, state, now, EVENT, event.event_id, event.occurred_at, result, moved)
     state.next_deadline = next_deadline(catalog, state, now)
     return result
 
@@ -138,20 +142,26 @@ def decide_tags(
 
 
 def _decide(
-    catalog: Catalog, state: CustomerState, now: int, only: frozenset[str] | None, since: int
+    catalog: Catalog,
+    state: CustomerState,
+    now: int,
+    only: frozenset[str] | None,
+    since: int,
+    holding: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, object], Context, set[str]]:
     """``decide_tags`` for tags entered now being held from ``since`` (an event's own time, which
     may be long past). A tag whose validity would already be over at ``now`` is not entered: it is
     returned as *overdue*, to be remembered as expired, the state on-time processing would have
-    left. Entering it would leave a held tag past its expiry with no deadline to remove it."""
+    left. Entering it would leave a held tag past its expiry with no deadline to remove it.
+    ``holding`` is ``_holding(state)``, when the caller has it already."""
     tags: dict[str, object] = {}
     ctx = Context(state, now, tags)
-    holding = _holding(state) if only is not None else {}
     barred = unavailable(catalog, state, now)
     overdue: set[str] = set()
 
     def enters(tag: TagRule) -> bool:
-        if tag.name in barred or not tag.condition(ctx):
+        # The condition first: it is what usually fails, and evaluating it changes nothing.
+        if not tag.condition.test(ctx) or tag.name in barred:
             return False
         if tag.valid_for is not None and tag.name not in state.tags and since + tag.valid_for <= now:
             overdue.add(tag.name)
@@ -160,12 +170,18 @@ def _decide(
 
     for dimension in catalog.dimensions:
         if only is not None and dimension.name not in only:
+            if holding is None:
+                holding = _holding(state)
             held = holding.get(dimension.name, [])
             tags[dimension.name] = (held[0] if held else None) if dimension.exclusive else frozenset(held)
         elif dimension.exclusive:
-            tags[dimension.name] = next((tag.name for tag in dimension.tags if enters(tag)), None)
+            tags[dimension.name] = None
+            for tag in dimension.tags:
+                if enters(tag):
+                    tags[dimension.name] = tag.name
+                    break
         else:
-            tags[dimension.name] = frozenset(tag.name for tag in dimension.tags if enters(tag))
+            tags[dimension.name] = frozenset([tag.name for tag in dimension.tags if enters(tag)])
     return tags, ctx, overdue
 
 
@@ -173,14 +189,19 @@ def unavailable(catalog: Catalog, state: CustomerState, now: int) -> frozenset[s
     """Tags the customer cannot hold at ``now`` whatever their conditions say: held tags whose
     validity has ended, and expired tags not qualified again (while the catalog limits them)."""
     if not catalog.valid_for:
-        return frozenset()
+        return _NONE
     awaiting = {tag for tag in state.expired if tag in catalog.valid_for}
     return expired_at(catalog, state, now) | awaiting
 
 
 def expired_at(catalog: Catalog, state: CustomerState, now: int) -> frozenset[str]:
     """Held tags whose validity period has ended at ``now`` (``since + valid_for <= now``)."""
+    if not catalog.valid_for:
+        return _NONE
     return frozenset(tag for tag, end in _validity_ends(catalog, state) if end <= now)
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def _validity_ends(catalog: Catalog, state: CustomerState) -> Iterator[tuple[str, int]]:
@@ -195,6 +216,8 @@ def _validity_ends(catalog: Catalog, state: CustomerState) -> Iterator[tuple[str
 def _holding(state: CustomerState) -> dict[str, list[str]]:
     """The tags the customer holds, per dimension, in name order."""
     holding: dict[str, list[str]] = {}
+    if not state.tags:
+        return holding
     for tag, held_tag in sorted(state.tags.items()):
         holding.setdefault(held_tag.dimension, []).append(tag)
     return holding
@@ -203,25 +226,39 @@ def _holding(state: CustomerState) -> dict[str, list[str]]:
 def next_deadline(catalog: Catalog, state: CustomerState, now: int) -> int | None:
     """The earliest moment after ``now`` at which a condition of the catalog can change."""
     candidates: list[int] = []
-    for fact, duration in catalog.ages:
-        moment = FACTS[fact].get(state)
-        if isinstance(moment, int) and moment + duration > now:
-            candidates.append(moment + duration)
-    elements: dict[str, object] = {}
-    for name, length in catalog.windows:
-        if name not in elements:
-            elements[name] = WINDOWS[name].elements(state)
-        moment = window_deadline(elements[name], now, length)  # type: ignore[arg-type]
-        if moment is not None:
-            candidates.append(moment)
+    _age_flips(catalog, state, now, candidates)
+    _window_exits(catalog, state, now, candidates)
     for fact, values in catalog.calendar.items():  # days_to_birthday: local midnights
         changes = FACTS[fact].changes
         assert changes is not None, "a calendar fact says when it changes"
         moment = changes(FACTS[fact].get(state), now, catalog.zone, values)
         if moment is not None and moment > now:
             candidates.append(moment)
-    candidates += [end for _, end in _validity_ends(catalog, state) if end > now]
+    if catalog.valid_for:
+        candidates += [end for _, end in _validity_ends(catalog, state) if end > now]
     return min(candidates) if candidates else None
+
+
+def _age_flips(catalog: Catalog, state: CustomerState, now: int, candidates: list[int]) -> None:
+    """Adds, per time fact, the first moment after ``now`` an ``age(t) OP d`` comparison flips."""
+    for fact, durations in catalog.deadline_ages:
+        moment = FACTS[fact].get(state)
+        if isinstance(moment, int):
+            for duration in durations:  # shortest first: the first flip still ahead is the earliest
+                if moment + duration > now:
+                    candidates.append(moment + duration)
+                    break
+
+
+def _window_exits(catalog: Catalog, state: CustomerState, now: int, candidates: list[int]) -> None:
+    """Adds, per window length, the next moment an element leaves the window."""
+    for elements, lengths in catalog.deadline_windows:
+        items = elements(state)
+        if items:  # most customers have no order, or no follow-up, in their state
+            for length in lengths:
+                moment = window_deadline(items, now, length)
+                if moment is not None:
+                    candidates.append(moment)
 
 
 def _evaluate(
@@ -234,9 +271,10 @@ def _evaluate(
     result: Result,
     only: frozenset[str] | None = None,
 ) -> None:
-    decided, ctx, overdue = _decide(catalog, state, now, only, effective_at)
+    holding = _holding(state)  # the tags held before this evaluation moves any
+    decided, ctx, overdue = _decide(catalog, state, now, only, effective_at, holding)
     ending = expired_at(catalog, state, now)
-    for dimension_name, from_tag, to_tag in _moves(catalog, state, decided, only):
+    for dimension_name, from_tag, to_tag in _moves(catalog, state, decided, only, holding):
         change = _change(
             catalog, state, ctx, dimension_name, from_tag, to_tag, trigger, event_id, effective_at,
             expired=from_tag in ending,
@@ -244,18 +282,24 @@ def _evaluate(
         result.changes.append(change)
         if to_tag is not None:
             result.tasks += _tasks(catalog, catalog.tags[to_tag], state, change)
-    state.expired |= {tag for tag in ending if tag not in state.tags}  # the expiries the moves made
-    state.expired |= overdue
+    if ending:
+        state.expired |= {tag for tag in ending if tag not in state.tags}  # the expiries the moves made
+    if overdue:
+        state.expired |= overdue
     _requalify(catalog, state, ctx, only)
     state.catalog_version = catalog.version
 
 
 def _moves(
-    catalog: Catalog, state: CustomerState, decided: dict[str, object], only: frozenset[str] | None
+    catalog: Catalog,
+    state: CustomerState,
+    decided: dict[str, object],
+    only: frozenset[str] | None,
+    holding: dict[str, list[str]],
 ) -> list[tuple[str, str | None, str | None]]:
-    """(dimension, from, to) for every difference between the held and the decided tags."""
+    """(dimension, from, to) for every difference between the held (``holding``, as
+    ``_holding`` gives them) and the decided tags."""
     moves: list[tuple[str, str | None, str | None]] = []
-    holding = _holding(state)
     for dimension in catalog.dimensions:
         if only is not None and dimension.name not in only:
             continue  # decided as held: nothing moves
@@ -270,10 +314,10 @@ def _moves(
             wanted = value if isinstance(value, frozenset) else frozenset()
             moves += [(dimension.name, tag, None) for tag in held if tag not in wanted]
             moves += [(dimension.name, None, tag) for tag in sorted(wanted) if tag not in held]
-    known = {d.name for d in catalog.dimensions}
-    for tag, held_tag in sorted(state.tags.items()):
-        if held_tag.dimension not in known:  # a dimension the catalog no longer has
-            moves.append((held_tag.dimension, tag, None))
+    if not catalog.dimension_names.issuperset(holding):  # held tags of a dimension the catalog no longer has
+        for tag, held_tag in sorted(state.tags.items()):
+            if held_tag.dimension not in catalog.dimension_names:
+                moves.append((held_tag.dimension, tag, None))
     return moves
 
 

@@ -105,9 +105,11 @@ class Condition:
     dimensions: set[str] = field(default_factory=set)  # dimensions it refers to
     leaves: list[tuple[str, Evaluator, str]] = field(default_factory=list)  # reason key, fn, type
     root: Node | None = None  # the typed tree ``evaluate`` was built from
+    # ``evaluate(ctx) is True`` as one generated function (``_generated``): what the engine runs.
+    test: Callable[[Context], bool] = field(default=lambda ctx: False)
 
     def __call__(self, ctx: Context) -> bool:
-        return self.evaluate(ctx) is True
+        return self.test(ctx)
 
     def reason(self, ctx: Context) -> dict[str, object]:
         """The values this condition looked at, ready for JSON."""
@@ -291,6 +293,7 @@ class _Parser:
         self.condition.calendar |= {(clock.fact, None) for clock in self.open_clocks if clock.fact}
         self.condition.evaluate = node.fn
         self.condition.root = node
+        self.condition.test = _generated(node)
         return self.condition
 
     def parse_or(self) -> Node:
@@ -769,6 +772,92 @@ def _is_money(op: str, left: Node, right: Node) -> bool:
 def _literal(kind: str, value: object, token: Token) -> Node:
     return Node(kind, token.offset, lambda c: value, literal=value, is_literal=True,
                 span=(token.offset, _end(token)), op=LITERAL)
+
+
+# --------------------------------------------------------------------------------------------
+# The engine's function: the whole tree as one Python function
+#
+# A condition run through its closures costs a Python call per node (``a and b`` over two
+# comparisons of a fact with a constant is seven). ``_generated`` writes the tree as one Python
+# expression instead, so the engine pays one call per condition. The source is produced here,
+# from the typed tree alone: every value (constants, cache keys, the leaves' closures) is passed
+# in by name, never written into the text, so nothing a catalog says is ever parsed as Python.
+# Node kinds not written out below run their own closure (``F(c)``): the same code either way.
+#
+# The expression computes what the closures compute, with one freedom: an operand after one that
+# already decides the result (a null left of ``<``) may not be evaluated. Evaluating is pure (it
+# only fills the context's cache), so the value cannot differ; tests/rules/test_expr.py compares
+# both on many conditions and customers.
+
+
+def _generated(root: Node) -> Callable[[Context], bool]:
+    """``lambda c: root.fn(c) is True``, as one function without a call per node."""
+    writer = _Writer()
+    body = f"def test(c):\n    return {writer.expression(root)} is True\n"
+    exec(compile(body, "<condition>", "exec"), writer.values)  # our own source, written from the tree: see above
+    test: Callable[[Context], bool] = writer.values["test"]  # type: ignore[assignment]
+    return test
+
+
+class _Writer:
+    """Writes a tree as a Python expression over ``c`` (the context). ``values`` receives what the
+    expression refers to by name (``_0``, ``_1``...); ``t0``, ``t1``... are its local variables."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+        self.temporaries = 0
+
+    def value(self, value: object) -> str:
+        name = f"_{len(self.values)}"
+        self.values[name] = value
+        return name
+
+    def temporary(self) -> str:
+        self.temporaries += 1
+        return f"t{self.temporaries}"
+
+    def expression(self, node: Node) -> str:  # noqa: C901 -- one case per kind of node
+        """A Python expression computing ``node.fn(c)``."""
+        parts = [self.expression(child) for child in node.children] if node.build is not None else []
+        if node.is_literal:
+            return self.value(node.literal)
+        if node.op == "fact":  # read once per evaluation, through the context's cache like ``_reader``
+            key, read = self.value((node.fact, -1)), self.value(node.fn)
+            return f"(c.cache[{key}] if {key} in c.cache else {read}(c))"
+        if node.op == "dimension":
+            return f"c.tags.get({self.value(node.literal)})"
+        if node.age_of is not None:  # age(t): now - t, null for a missing t (``_age``)
+            moment = self.temporary()
+            return f"(None if ({moment} := {parts[0]}) is None else c.now - {moment})"
+        if node.op in ("and", "or"):  # ``_both``, ``_either``
+            return f"({parts[0]} is True {node.op} {parts[1]} is True)"
+        if node.op == "not":
+            return f"({parts[0]} is not True)"
+        if node.op in ("==", "!="):
+            return f"({parts[0]} {node.op} {parts[1]})"
+        if node.op in _ORDERING:
+            # Both sides are numbers, durations or times (int or Decimal), whose comparison is a
+            # bool already: what ``_comparison`` makes sure of with ``bool()``.
+            return self._unless_null(node, parts, node.op)
+        if node.op in ("in", "not in"):  # ``_member``, ``_not_member``
+            member = self._unless_null(node, parts, "in")
+            return member if node.op == "in" else f"(not {member})"
+        if node.op in ("+", "-", "*", "/") and len(parts) == 2:
+            arith = f"{self.value(_arith)}({self.value(node.op)}, {parts[0]}, {parts[1]})"
+            return f"{self.value(_micros)}({arith})" if node.type == DURATION else arith
+        return f"{self.value(node.fn)}(c)"  # a window, weekday(), a negation: its own closure
+
+    def _unless_null(self, node: Node, parts: list[str], operator: str) -> str:
+        """``x OP y``, false when either side is null (a constant side is known not to be)."""
+        tests, operands = [], []
+        for child, part in zip(node.children, parts, strict=True):
+            if child.is_literal and child.literal is not None:
+                operands.append(part)
+            else:
+                operand = self.temporary()
+                tests.append(f"({operand} := {part}) is not None")
+                operands.append(operand)
+        return f"({' and '.join([*tests, f'{operands[0]} {operator} {operands[1]}'])})"
 
 
 # --------------------------------------------------------------------------------------------

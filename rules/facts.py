@@ -9,7 +9,7 @@ Everything here is pure: given a state and "now", the same values.
 from __future__ import annotations
 
 from calendar import isleap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -113,6 +113,10 @@ class Window:
     # It takes an optional second argument, a channel: ``logins(30d, "app")`` counts the elements
     # whose ``channel`` is that one.
     by_channel: bool = False
+    # A window (itself within none) whose elements include all of this one's: an element leaving
+    # this window leaves that one at the same moment, so next to it this one adds no deadline.
+    # tests/rules/test_facts.py checks the inclusion on generated customers.
+    within: str | None = None
 
 
 def _paid(s: CustomerState) -> list[Order]:
@@ -135,12 +139,14 @@ WINDOWS: dict[str, Window] = {
         _count,
         "paid orders within the window that used a coupon or had most items discounted",
         ORDERS,
+        within="paid_orders",
     ),
     "new_product_orders": Window(
         lambda s: [o for o in _paid(s) if o.new_product],
         _count,
         "paid orders within the window with at least one new-product item",
         ORDERS,
+        within="paid_orders",
     ),
     "followups": Window(lambda s: s.followups, _count, "follow-ups within the window", FOLLOWUPS),
     "logins": Window(
@@ -166,8 +172,26 @@ def in_window(items: Sequence[Timed], now: int, window: int) -> list[Timed]:
 
 def window_deadline(items: Sequence[Timed], now: int, window: int) -> int | None:
     """The next moment one of these elements leaves the window, if any."""
-    future = [item.at + window for item in items if item.at + window > now]
-    return min(future) if future else None
+    return min((item.at + window for item in items if item.at + window > now), default=None)
+
+
+Elements = Callable[[CustomerState], Sequence[Timed]]
+
+
+def deadline_windows(windows: Iterable[tuple[str, int]]) -> tuple[tuple[Elements, tuple[int, ...]], ...]:
+    """The window lengths a customer's next deadline must look at, grouped by the elements they
+    count, so that each list of elements is built once (``spend`` and ``paid_orders`` count the
+    same orders). A window within another of the same length is left out: its elements leave at
+    moments the wider one already gives."""
+    lengths: dict[Elements, set[int]] = {}
+    for name, length in windows:
+        lengths.setdefault(WINDOWS[name].elements, set()).add(length)
+    counted = {(elements, length) for elements, found in lengths.items() for length in found}
+    for name, length in windows:
+        wider = WINDOWS[name].within
+        if wider is not None and (WINDOWS[wider].elements, length) in counted:
+            lengths[WINDOWS[name].elements].discard(length)
+    return tuple((elements, tuple(sorted(found))) for elements, found in lengths.items() if found)
 
 
 # --------------------------------------------------------------------------------------------

@@ -122,7 +122,11 @@ class CustomerState:
     # -- facts derived on demand (never stored: one source of truth) -------------------------
 
     def paid_orders_total(self) -> int:
-        return self.settled_paid + sum(1 for o in self.orders if not o.refunded)
+        paid = self.settled_paid
+        for order in self.orders:  # a loop: sum() over a generator costs more on these short lists
+            if not order.refunded:
+                paid += 1
+        return paid
 
     def first_paid_at(self) -> int | None:
         first = self.settled_first_paid_at
@@ -237,8 +241,9 @@ def _apply_followup(state: CustomerState, event: FollowupEvent, key: int, now: i
 
 
 def _apply_login(state: CustomerState, event: LoginEvent, key: int, now: int) -> bool:
-    if any(login.key == key for login in state.logins):
-        return False
+    for login in state.logins:  # up to a thousand: a loop, not any() over a generator
+        if login.key == key:
+            return False
     state.last_activity_at = _latest(state.last_activity_at, event.occurred_at)
     if now - event.occurred_at < RETENTION:
         _insert_sorted(state.logins, Login(key, event.occurred_at, event.channel))

@@ -12,7 +12,7 @@ import dataclasses
 from builders import day, default_catalog, generated
 
 from rules.engine import process_event
-from rules.facts import FACTS, WINDOWS, in_window
+from rules.facts import FACTS, WINDOWS, deadline_windows, in_window
 from state.customer import CustomerState, RejectedEvent, apply_event
 from state.times import DAY
 
@@ -56,3 +56,31 @@ def test_deciding_only_what_an_event_can_move_gives_exactly_the_full_evaluation(
         assert process_event(catalog, a, event, now) == process_event(full, b, event, now)
         assert a == b
     assert any(len(s.tags) >= 4 for s in full_states.values())
+
+
+def test_a_window_within_another_counts_only_elements_of_that_one() -> None:
+    """``Window.within`` lets the deadline computation skip a window (rules/facts.py,
+    ``deadline_windows``): it must hold on real customers, and name a window within none."""
+    states: dict[str, CustomerState] = {}
+    for event in generated(5_000, 300, NOW):
+        state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
+        try:
+            apply_event(state, event, event.occurred_at)
+        except RejectedEvent:
+            continue
+        for window in WINDOWS.values():
+            if window.within is not None:
+                wider = WINDOWS[window.within]
+                assert wider.within is None
+                assert all(any(item is other for other in wider.elements(state)) for item in window.elements(state))
+    assert any(WINDOWS["discounted_orders"].elements(s) for s in states.values())
+
+
+def test_the_next_deadline_looks_at_each_window_it_needs() -> None:
+    deadlines = dict(deadline_windows({("discounted_orders", 9), ("paid_orders", 9), ("new_product_orders", 5),
+                                       ("spend", 7), ("followups", 9)}))
+    assert deadlines == {
+        WINDOWS["paid_orders"].elements: (7, 9),  # spend counts the same orders; discounted ones are among them
+        WINDOWS["new_product_orders"].elements: (5,),  # no window of all paid orders of that length
+        WINDOWS["followups"].elements: (9,),
+    }
