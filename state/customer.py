@@ -74,6 +74,10 @@ class Followup:
 
 @dataclass(slots=True)
 class Login:
+    """One login kept for ``logins(D)``. Never changed in place (a new login is a new object, and
+    ``settle`` builds a new list): ``state/codec.py`` reuses a long list's encoding while the
+    state holds the very same objects."""
+
     key: int  # short_hash(event_id): a re-delivered login is not counted twice
     at: int
     channel: str | None
