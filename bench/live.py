@@ -206,7 +206,9 @@ def _poll(seen: _Seen, metric: str, exclude: str, start_timeout: float, stall_ti
         if not child.alive():
             return f"{child.name} exited with {child.process.returncode if child.process else '?'}"
     count = sum(c for c in counts if c)
-    if count:
+    # A group's rate counts from the moment every process has processed something: before that
+    # the first one to join works alone, and then the group rebalances under it.
+    if count and (seen.first is not None or all(counts)):
         seen.update(now, count)
     if seen.first is None and now - seen.launched > start_timeout:
         return f"{seen.name}: nothing processed in {start_timeout:.0f} s"
@@ -228,7 +230,8 @@ def measure(child: Child, metric: str, expected: int, budget: float = 0, start_t
 def measure_group(children: Sequence[Child], metric: str, expected: int, budget: float = 0,
                   start_timeout: float = 180, stall_timeout: float = 60, exclude: str = "") -> Measurement:
     """``measure`` for processes sharing one input (a consumer group): all are started together,
-    and the rate is their summed count from the first event any of them processed to the last."""
+    and the rate is their summed count from the first poll at which every one of them had
+    processed an event (the group has settled) to the last event."""
     seen = _Seen(children, expected)
     for child in children:
         child.start()
