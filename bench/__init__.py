@@ -15,4 +15,10 @@ One run measures, and prints as a summary table at the end:
    (``bench.throughput``).
 
 Progress goes to stderr, figures to stdout.
+
+Tools for before/after comparisons of two checkouts, run by hand from each tree in turn (not part
+of ``python -m bench``): ``bench/engine_cost.py`` (engine time per event, and a digest of all it
+produced: two trees with the same digest produced the same outputs) and ``bench/codec_cost.py``
+(parsing and encoding, step by step). ``python -m bench.throughput --systems quix,w1`` measures a
+subset of the throughput section.
 """
