@@ -5,12 +5,14 @@ co-partitioned with the ``customers`` table's changelog, so a worker owning part
 event and the whole state of the customers of p. Records arrive a whole fetch at a time
 (``batch_intake.py``; a Faust agent when that is switched off); the pure ``BatchProcessor`` turns
 a batch into new states and outputs; ``BatchCommit`` writes them to Kafka in crash-safe order
-(read ``streams/commit.py`` for the guarantee), and only then does the engine commit the batch's
-input offsets. Faust's per-record acknowledgements are off for the input topics, so Faust never
-commits an offset of its own.
+(read ``streams/commit.py`` for the guarantee), and only then are the batch's input offsets
+committed (``BatchPipeline``, ``pipeline.py``, chains these steps batch after batch). Faust's
+per-record acknowledgements are off for the input topics, so Faust never commits an offset of its
+own.
 
 The pieces, each in its own module: the fetch loop (``batch_intake.py``) and the pinned fix of
-Faust's consumer (``faust_patches.py``), deadline ticks (``ticks.py``), the stall watchdog
+Faust's consumer (``faust_patches.py``), the batch pipeline (``pipeline.py``), deadline ticks
+(``ticks.py``), the stall watchdog
 (``stall_watchdog.py``), the table with batch writes and recovery of unconfirmed outputs
 (``customer_table.py``), Kafka security options (``kafka_security.py``), web views (``web.py``),
 the cockpit's web page (``cockpit.py``).
@@ -18,13 +20,11 @@ the cockpit's web page (``cockpit.py``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -40,10 +40,11 @@ from state.events import TOPICS
 from state.times import wall_clock
 from streams import batch_intake
 from streams.cockpit import add_cockpit
-from streams.commit import BatchCommit, CommitFailed
+from streams.commit import BatchCommit
 from streams.customer_table import CustomerTable
 from streams.kafka_security import kafka_credentials, kafka_options
 from streams.metrics import Metrics
+from streams.pipeline import BatchPipeline, Timing
 from streams.processor import Batch, BatchProcessor, Record
 from streams.settings import Settings
 from streams.stall_watchdog import STALL_CHECK_SECONDS, StallWatchdog
@@ -51,7 +52,6 @@ from streams.ticks import Ticker
 from streams.web import add_views
 
 TABLE = "customers"
-COMMIT_FAILED_EXIT = 70
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class Engine:
         )
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.logical = {settings.topic(name): name for name in (*TOPICS, TICKS)}
-        # acks=False: Faust neither tracks nor commits these offsets; _commit_offsets does.
+        # acks=False: Faust neither tracks nor commits these offsets; the pipeline does.
         self.inputs = self.app.topic(*self.logical, partitions=settings.partitions, acks=False, **raw)
         self.table = CustomerTable(
             self.app, name=TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes,
@@ -106,15 +106,17 @@ class Engine:
             settings.topic_prefix, settings.timer_batch, StateCache(settings.state_cache),
         )
         self.publisher = Publisher(settings.kafka_bootstrap_servers, **kafka_options(settings))
-        self.commit = BatchCommit(self.publisher, self.table, settings.topic, after_changelog=self._fault_point())
+        commit = BatchCommit(self.publisher, self.table, settings.topic, after_changelog=self._fault_point())
+        self.pipeline = BatchPipeline(
+            self.processor, self.table, commit, lambda: self.app.consumer, lambda: self._owned, self._committed
+        )
         self.ticker = Ticker(self._send_ticks)
         self.watchdog: StallWatchdog | None = None
-        self._in_flight: asyncio.Future[None] | None = None  # the last batch's commit
         self._owned: set[int] = set()
         self._fired_since_report = self._reevaluated_since_report = 0
         self._projection_errors_seen = 0
         self._last_report = time.monotonic()
-        # The agent subscribes the input topics; their records reach handle_records in whole
+        # The agent subscribes the input topics; their records reach the pipeline in whole
         # fetches through batch_intake, or through the agent when the intake is switched off.
         self.app.agent(self.inputs, name="tagger")(self._agent)
         if settings.batch_intake:
@@ -147,12 +149,12 @@ class Engine:
         async for events in stream.take_events(self.settings.batch_size, self.settings.batch_seconds):
             messages = [event.message for event in events]
             oldest = min(m.timestamp for m in messages)  # seconds
-            await self.handle_records(self._records(messages), self._next_offsets(messages), oldest)
+            await self.pipeline.handle(self._records(messages), self._next_offsets(messages), oldest)
 
     async def _take_fetch(self, fetched: list[Any]) -> None:
         """Records of one fetch (aiokafka ConsumerRecords, timestamps in milliseconds)."""
         oldest = min(r.timestamp for r in fetched) / 1000
-        await self.handle_records(self._records(fetched), self._next_offsets(fetched), oldest)
+        await self.pipeline.handle(self._records(fetched), self._next_offsets(fetched), oldest)
 
     def _records(self, raw: list[Any]) -> list[Record]:
         logical = self.logical
@@ -166,43 +168,12 @@ class Engine:
             last[r.topic, r.partition] = r.offset
         return {TP(topic, partition): offset + 1 for (topic, partition), offset in last.items()}
 
-    async def handle_records(self, records: list[Record], offsets: dict[Any, int], oldest: float) -> None:
-        """Process one batch and start its commit; ``oldest``: the earliest record timestamp, in s.
+    async def finish_commits(self) -> None:
+        """Until every batch processed so far is committed."""
+        await self.pipeline.finish()
 
-        The commit of a batch overlaps the processing of the next one (its writes travel to the
-        broker while the engine computes), and commits run one after the other, in batch order.
-        At most one commit is waiting when this returns.
-        """
-        started = time.perf_counter()
-        now = wall_clock()
-        await self.commit.resend_unconfirmed(self._owned)
-        batch = self.processor.process(records, now)  # synchronous: no coroutine sees a half batch
-        self.table.stage(batch.states)  # the next batch reads them before this commit stores them
-        # From here the states in memory are ahead of Kafka until this commit is done: it is
-        # chained at once, with no await in between, so a cancellation cannot drop it.
-        previous = self._in_flight
-        self._in_flight = asyncio.ensure_future(
-            self._commit_in_order(previous, batch, offsets, now, _Timing(oldest, started))
-        )
-        if previous is not None:
-            await asyncio.shield(previous)  # back pressure: one commit in flight behind this one
-
-    async def _commit_in_order(
-        self, previous: asyncio.Future[None] | None, batch: Batch, offsets: dict[Any, int], now: int, timing: _Timing
-    ) -> None:
-        try:
-            if previous is not None:
-                await previous
-            await self.commit.commit(batch, now)
-            await self._commit_offsets(offsets)
-        except Exception as failure:
-            # Going on would build new changes on states whose outputs never arrived. Stopping
-            # hard is what a crash does, and crashes are safe (streams/commit.py): the restarted
-            # worker recovers from the changelog and reads the uncommitted records again.
-            log.critical("batch not committed (%r); stopping the worker (exit %d)", failure, COMMIT_FAILED_EXIT,
-                         exc_info=not isinstance(failure, CommitFailed))
-            logging.shutdown()
-            os._exit(COMMIT_FAILED_EXIT)
+    def _committed(self, batch: Batch, now: int, timing: Timing) -> None:
+        """What follows a batch's commit: the Redis projection, metrics, deadline catch-up."""
         if self.projection is not None:
             for state in batch.changed:  # seq only moves with a tag change: nothing else to project
                 self.projection.offer(Snapshot.of(state))
@@ -211,21 +182,6 @@ class Engine:
         if batch.ticked:
             self.ticker.tick(now, self._owned, self.processor.deadlines, self.processor.stale)  # catching up
             self._report_progress(now, len(batch.fire_delays), batch.reevaluated)
-
-    async def _commit_offsets(self, offsets: dict[Any, int]) -> None:
-        """Commit the input offsets of a committed batch, for the partitions still assigned (a
-        revoked partition's next owner reads its records again: they are duplicates to it)."""
-        consumer = self.app.consumer
-        assigned = consumer.assignment()
-        owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
-        if owned and await consumer._commit(owned):  # type: ignore[attr-defined]  # Faust's commit of given offsets
-            consumer._committed_offset.update(owned)  # type: ignore[attr-defined]  # read by the watchdog
-
-    async def finish_commits(self) -> None:
-        """Until every batch processed so far is committed."""
-        work = self._in_flight
-        if work is not None and not work.done():
-            await asyncio.shield(work)
 
     def _fault_point(self) -> Callable[[], None]:
         """For fault tests: exit like a kill -9 after the Nth changelog write, if so configured."""
@@ -408,7 +364,7 @@ class Engine:
             "lag": {f"{topic}[{partition}]": behind for (topic, partition), behind in sorted(self.lag().items())},
         }
 
-    def _count(self, batch: Batch, timing: _Timing) -> None:
+    def _count(self, batch: Batch, timing: Timing) -> None:
         m = self.metrics
         for topic, count in batch.read.items():
             m.events_in.labels(topic).inc(count)
@@ -424,11 +380,3 @@ class Engine:
         for delay in batch.fire_delays:
             m.fire_delay.observe(delay / 1_000_000)
         m.latency.observe(max(0.0, time.time() - timing.oldest))
-
-
-@dataclass(frozen=True, slots=True)
-class _Timing:
-    """When a batch started, and the timestamp (s) of its oldest record: for the metrics."""
-
-    oldest: float
-    started: float

@@ -1,0 +1,107 @@
+"""A worker's batches on their way from records to committed input offsets, one after the other.
+
+``BatchPipeline.handle`` runs one batch: it first sends again whatever a previous owner of the
+partitions may not have delivered, processes the batch (synchronously: no coroutine sees half a
+batch), stages its writes so that the next batch reads them, and chains its commit behind the
+previous one. The commit of a batch (``streams/commit.py``: state with its outbox, outputs,
+confirmation) thus travels to the broker while the next batch is computed, commits stay in batch
+order, and ``handle`` returns with at most one commit still waiting behind the current one.
+
+Only once a batch is committed are its input offsets committed, for the partitions still assigned
+(a revoked partition's next owner reads those records again: duplicates to it). A commit that
+fails stops the process at once (exit 70): going on would build new changes on states whose
+outputs never arrived, and a crash is safe - the restarted worker recovers from the changelog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from state.times import wall_clock
+from streams.commit import BatchCommit, CommitFailed
+from streams.customer_table import CustomerTable
+from streams.processor import Batch, BatchProcessor, Record
+
+COMMIT_FAILED_EXIT = 70
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """When a batch started (``time.perf_counter``), and the timestamp (s) of its oldest record."""
+
+    oldest: float
+    started: float
+
+
+Committed = Callable[[Batch, int, Timing], None]
+"""What to do once a batch is committed: (batch, its engine time "now", its timing)."""
+
+
+class BatchPipeline:
+    def __init__(
+        self,
+        processor: BatchProcessor,
+        table: CustomerTable,
+        commit: BatchCommit,
+        consumer: Callable[[], Any],
+        owned: Callable[[], Collection[int]],
+        committed: Committed,
+    ) -> None:
+        self.processor = processor
+        self.table = table
+        self.commit = commit
+        self.consumer = consumer  # Faust's consumer, once the app has one
+        self.owned = owned  # the partitions this worker owns now
+        self.committed = committed
+        self._in_flight: asyncio.Future[None] | None = None  # the last batch's commit
+
+    async def handle(self, records: list[Record], offsets: dict[Any, int], oldest: float) -> None:
+        """Process one batch and chain its commit; ``offsets``: the next offset to read of each
+        input partition, to commit once the batch is; ``oldest``: its earliest record's timestamp, s."""
+        started = time.perf_counter()
+        now = wall_clock()
+        await self.commit.resend_unconfirmed(set(self.owned()))
+        batch = self.processor.process(records, now)  # synchronous: no coroutine sees a half batch
+        self.table.stage(batch.states)  # the next batch reads them before this commit stores them
+        # From here the states in memory are ahead of Kafka until this commit is done: it is
+        # chained at once, with no await in between, so a cancellation cannot drop it.
+        previous = self._in_flight
+        self._in_flight = asyncio.ensure_future(self._in_order(previous, batch, offsets, now, Timing(oldest, started)))
+        if previous is not None:
+            await asyncio.shield(previous)  # back pressure: one commit in flight behind this one
+
+    async def finish(self) -> None:
+        """Until every batch handled so far is committed."""
+        work = self._in_flight
+        if work is not None and not work.done():
+            await asyncio.shield(work)
+
+    async def _in_order(
+        self, previous: asyncio.Future[None] | None, batch: Batch, offsets: dict[Any, int], now: int, timing: Timing
+    ) -> None:
+        try:
+            if previous is not None:
+                await previous
+            await self.commit.commit(batch, now)
+            await self._commit_offsets(offsets)
+        except Exception as failure:
+            log.critical("batch not committed (%r); stopping the worker (exit %d)", failure, COMMIT_FAILED_EXIT,
+                         exc_info=not isinstance(failure, CommitFailed))
+            logging.shutdown()
+            os._exit(COMMIT_FAILED_EXIT)
+        self.committed(batch, now, timing)
+
+    async def _commit_offsets(self, offsets: dict[Any, int]) -> None:
+        consumer = self.consumer()
+        assigned = consumer.assignment()
+        owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if owned and await consumer._commit(owned):  # Faust's commit of given offsets
+            consumer._committed_offset.update(owned)  # read by the stall watchdog

@@ -1,0 +1,98 @@
+"""The batch pipeline: batches are committed in order, the next is computed meanwhile, and input
+offsets are committed only after their batch, for the partitions still assigned."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiokafka.structs import TopicPartition
+
+from connectors.partitioning import partition_for
+from rules.catalog import load_default_catalog
+from state.times import format_timestamp, wall_clock
+from streams.pipeline import BatchPipeline, Timing
+from streams.processor import Batch, BatchProcessor, Record
+
+PARTITIONS = 8
+INPUT = TopicPartition("logins", 0)
+GONE = TopicPartition("logins", 1)  # revoked while its batch was committing
+
+
+class SlowCommit:
+    """Commits that finish only when the test says so; what happened, in order, in ``log``."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.release: list[asyncio.Event] = []
+
+    async def resend_unconfirmed(self, partitions: set[int]) -> int:
+        return 0
+
+    async def commit(self, batch: Batch, now: int) -> None:
+        number = len(self.release)
+        self.release.append(asyncio.Event())
+        self.log.append(f"commit {number} started")
+        await self.release[number].wait()
+        self.log.append(f"commit {number} done")
+
+
+class Table:
+    def __init__(self) -> None:
+        self.staged: dict[int, dict[bytes, bytes | None]] = {}
+
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        return self.staged.get(partition, {}).get(key)
+
+    def stage(self, writes: dict[int, dict[bytes, bytes | None]]) -> None:
+        for partition, entries in writes.items():
+            self.staged.setdefault(partition, {}).update(entries)
+
+
+class Consumer:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self._committed_offset: dict[Any, int] = {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return {INPUT}
+
+    async def _commit(self, offsets: dict[Any, int]) -> bool:
+        self.log.append(f"offsets {sorted((tp.partition, offset) for tp, offset in offsets.items())}")
+        return True
+
+
+def login(customer: str) -> Record:
+    value = {"event_id": f"e-{customer}", "customer_id": customer, "occurred_at": format_timestamp(wall_clock())}
+    return Record("logins", partition_for(customer.encode(), PARTITIONS), 0, customer.encode(), orjson.dumps(value))
+
+
+def pipeline(log: list[str]) -> tuple[BatchPipeline, SlowCommit, Table]:
+    table, commit, consumer = Table(), SlowCommit(log), Consumer(log)
+    processor = BatchProcessor(load_default_catalog(), PARTITIONS, table.read)
+
+    def committed(batch: Batch, now: int, timing: Timing) -> None:
+        log.append(f"after commit: {len(batch.changes)} changes")
+
+    return BatchPipeline(processor, table, commit, lambda: consumer, lambda: {0}, committed), commit, table
+
+
+async def test_a_batch_is_computed_while_the_previous_one_commits_and_commits_stay_in_order() -> None:
+    log: list[str] = []
+    batches, commit, table = pipeline(log)
+    await batches.handle([login("c1")], {INPUT: 1}, 0.0)  # returns at once: nothing waits before it
+    assert table.staged, "the next batch reads what this one wrote before it is stored"
+    second = asyncio.ensure_future(batches.handle([login("c2")], {INPUT: 2, GONE: 5}, 0.0))
+    await asyncio.sleep(0.01)
+    assert not second.done(), "back pressure: one commit waits behind the one in flight"
+    assert log == ["commit 0 started"], "the second commit starts only after the first is done"
+    commit.release[0].set()
+    await second
+    await asyncio.sleep(0.01)
+    assert log[:4] == ["commit 0 started", "commit 0 done", "offsets [(0, 1)]", "after commit: 2 changes"]
+    commit.release[1].set()
+    await batches.finish()
+    assert log[4:] == ["commit 1 started", "commit 1 done", "offsets [(0, 2)]", "after commit: 2 changes"], (
+        "offsets only of partitions still assigned, after their batch"
+    )
