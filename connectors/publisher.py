@@ -81,12 +81,11 @@ class Publisher:
         record written to each (topic, partition). Raises the first error of any record."""
         await self.start()
         grouped: dict[tuple[str, int], list[OutRecord]] = defaultdict(list)
-        counts: dict[str, int] = {}  # partitions of each topic, looked up once per call
         for record in records:
             partition = record.partition
             if partition is None:
-                count = counts.get(record.topic) or counts.setdefault(
-                    record.topic, await self.partition_count(record.topic))
+                # The known count without a coroutine: this runs for every output record.
+                count = self._partitions.get(record.topic) or await self.partition_count(record.topic)
                 partition = partition_for(record.key, count) if record.key is not None else len(grouped) % count
             grouped[(record.topic, partition)].append(record)
         sent: list[tuple[tuple[str, int], int, asyncio.Future[Any]]] = []

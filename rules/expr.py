@@ -786,8 +786,8 @@ def _literal(kind: str, value: object, token: Token) -> Node:
 #
 # The expression computes what the closures compute, with one freedom: an operand after one that
 # already decides the result (a null left of ``<``) may not be evaluated. Evaluating is pure (it
-# only fills the context's cache), so the value cannot differ; tests/rules/test_expr.py compares
-# both on many conditions and customers.
+# only fills the context's cache), so the value cannot differ; tests/rules/test_generated.py
+# compares both on many conditions and customers.
 
 
 def _generated(root: Node) -> Callable[[Context], bool]:

@@ -464,9 +464,7 @@ def _item(entry: object, where: str) -> Item:
 
 
 def _profile_label(value: object, topic: str, name: str, now: int) -> str:
-    """owner_rep, source_channel: identifiers (the valid case without a second call)."""
-    if type(value) is str and 0 < len(value) <= MAX_ID_CHARS and value.isprintable() and not value.isspace():
-        return value
+    """owner_rep, source_channel: identifiers."""
     return _label(value, topic, name, MAX_ID_CHARS)
 
 

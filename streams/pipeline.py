@@ -19,7 +19,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +52,7 @@ class BatchPipeline:
         table: CustomerTable,
         commit: BatchCommit,
         consumer: Callable[[], Any],
-        owned: Callable[[], Collection[int]],
+        owned: Callable[[], set[int]],
         committed: Committed,
     ) -> None:
         self.processor = processor
@@ -68,7 +68,7 @@ class BatchPipeline:
         input partition, to commit once the batch is; ``oldest``: its earliest record's timestamp, s."""
         started = time.perf_counter()
         now = wall_clock()
-        await self.commit.resend_unconfirmed(set(self.owned()))
+        await self.commit.resend_unconfirmed(self.owned())
         batch = self.processor.process(records, now)  # synchronous: no coroutine sees a half batch
         self.table.stage(batch.states)  # the next batch reads them before this commit stores them
         # From here the states in memory are ahead of Kafka until this commit is done: it is
