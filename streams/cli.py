@@ -189,11 +189,16 @@ def _worker(args: argparse.Namespace) -> int:
     )
     worker = faust.Worker(engine.app, loglevel=args.loglevel)
     gc_policy.tune()
+    engine.app.timer(gc_policy.FULL_COLLECTION_EVERY, name="full-garbage-collection")(_collect_garbage)
     # Faust's terminal spinner puts the root logger at DEBUG (to spin on every record) whenever the
     # level is WARNING or above: every debug line of aiokafka then gets formatted, a tenth of the CPU.
     worker.spinner = None
     worker.execute_from_commandline()
     return 0
+
+
+async def _collect_garbage() -> None:
+    gc_policy.collect_fully()
 
 
 def _port_free(host: str, port: int) -> bool:
