@@ -8,9 +8,15 @@ confirmation) thus travels to the broker while the next batch is computed, commi
 order, and ``handle`` returns with at most one commit still waiting behind the current one.
 
 Only once a batch is committed are its input offsets committed, for the partitions still assigned
-(a revoked partition's next owner reads those records again: duplicates to it). A commit that
-fails stops the process at once (exit 70): going on would build new changes on states whose
-outputs never arrived, and a crash is safe - the restarted worker recovers from the changelog.
+(a revoked partition's next owner reads those records again: duplicates to it): at once when no
+other batch waits behind it, else at most every ``OFFSETS_EVERY`` seconds. Each offset commit is a
+round trip through Faust's consumer thread to the broker, which the next batch's commit would wait
+for; committing less often only means a worker that crashes reads a little more again, and what
+it reads again it recognises as duplicates.
+
+A commit that fails stops the process at once (exit 70): going on would build new changes on
+states whose outputs never arrived, and a crash is safe - the restarted worker recovers from the
+changelog.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from streams.customer_table import CustomerTable
 from streams.processor import Batch, BatchProcessor, Record
 
 COMMIT_FAILED_EXIT = 70
+OFFSETS_EVERY = 1.0
+"""Seconds between two commits of input offsets while batches keep coming."""
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,8 @@ class BatchPipeline:
         self.owned = owned  # the partitions this worker owns now
         self.committed = committed
         self._in_flight: asyncio.Future[None] | None = None  # the last batch's commit
+        self._offsets: dict[Any, int] = {}  # of batches committed, not committed themselves yet
+        self._offsets_due = 0.0  # time.monotonic() from which they are committed even under load
 
     async def handle(self, records: list[Record], offsets: dict[Any, int], oldest: float) -> None:
         """Process one batch and chain its commit; ``offsets``: the next offset to read of each
@@ -79,7 +89,8 @@ class BatchPipeline:
             await asyncio.shield(previous)  # back pressure: one commit in flight behind this one
 
     async def finish(self) -> None:
-        """Until every batch handled so far is committed."""
+        """Until every batch handled so far is committed, and its input offsets too (the last
+        batch of the chain always commits them)."""
         work = self._in_flight
         if work is not None and not work.done():
             await asyncio.shield(work)
@@ -91,7 +102,9 @@ class BatchPipeline:
             if previous is not None:
                 await previous
             await self.commit.commit(batch, now)
-            await self._commit_offsets(offsets)
+            self._offsets.update(offsets)  # batches commit in order: later offsets are larger
+            if self._in_flight is asyncio.current_task() or time.monotonic() >= self._offsets_due:
+                await self._commit_offsets()
         except Exception as failure:
             log.critical("batch not committed (%r); stopping the worker (exit %d)", failure, COMMIT_FAILED_EXIT,
                          exc_info=not isinstance(failure, CommitFailed))
@@ -99,7 +112,10 @@ class BatchPipeline:
             os._exit(COMMIT_FAILED_EXIT)
         self.committed(batch, now, timing)
 
-    async def _commit_offsets(self, offsets: dict[Any, int]) -> None:
+    async def _commit_offsets(self) -> None:
+        """Only ever called from the chain of batches: one offset commit at a time, in order."""
+        offsets, self._offsets = self._offsets, {}
+        self._offsets_due = time.monotonic() + OFFSETS_EVERY
         consumer = self.consumer()
         assigned = consumer.assignment()
         owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}

@@ -1,5 +1,6 @@
 """The batch pipeline: batches are committed in order, the next is computed meanwhile, and input
-offsets are committed only after their batch, for the partitions still assigned."""
+offsets are committed only after their batch, for the partitions still assigned, and while batches
+keep coming at most every ``OFFSETS_EVERY`` seconds."""
 
 from __future__ import annotations
 
@@ -96,3 +97,25 @@ async def test_a_batch_is_computed_while_the_previous_one_commits_and_commits_st
     assert log[4:] == ["commit 1 started", "commit 1 done", "offsets [(0, 2)]", "after commit: 2 changes"], (
         "offsets only of partitions still assigned, after their batch"
     )
+
+
+async def test_while_batches_keep_coming_offsets_wait_for_the_next_offset_commit() -> None:
+    log: list[str] = []
+    batches, commit, _ = pipeline(log)
+    await batches.handle([login("c1")], {INPUT: 1}, 0.0)
+    second = asyncio.ensure_future(batches.handle([login("c2")], {INPUT: 2}, 0.0))
+    await asyncio.sleep(0.01)
+    commit.release[0].set()
+    await second  # batch 1 now commits, and batch 2 will wait behind it
+    third = asyncio.ensure_future(batches.handle([login("c3")], {INPUT: 3}, 0.0))
+    await asyncio.sleep(0.01)
+    commit.release[1].set()
+    await third
+    await asyncio.sleep(0.01)
+    offsets = [line for line in log if line.startswith("offsets")]
+    assert offsets == ["offsets [(0, 1)]"], "batch 1's offsets wait: batch 2 is behind it, and 1 s has not passed"
+    commit.release[2].set()
+    await batches.finish()
+    offsets = [line for line in log if line.startswith("offsets")]
+    assert offsets == ["offsets [(0, 1)]", "offsets [(0, 3)]"], "the last batch commits everything committed so far"
+
