@@ -23,10 +23,11 @@ internal input, are not counted as events.
 
 Then, on fresh topics: the latency event -> tag change (p50, p99) of one worker fed live events
 at half its measured live rate, send time to the tag change arriving at a consumer (matched by the
-change's ``event_id``); and the resident memory of a worker once it holds N customers (one login
-each; 1,000,000 by default).
+change's ``event_id``), with the worker's CPU use meanwhile; and the resident memory of a worker
+once it holds N customers (one login each; 1,000,000 by default).
 
 Run alone: ``python -m bench.throughput [--quick]``; it is also a section of ``python -m bench``.
+``--latency-rate R`` measures only the latency, at R events/s.
 """
 
 from __future__ import annotations
@@ -268,9 +269,16 @@ def rate_of(runs: list[live.Measurement]) -> float:
 # -- latency and memory of one worker --
 
 
-async def latency(run: Run, rate: float) -> tuple[list[float], int]:
+@dataclass(frozen=True, slots=True)
+class Latency:
+    seconds: list[float]  # per event that caused a tag change, sorted
+    sent: int
+    worker_cores: float  # the worker's CPU time over the sending time
+
+
+async def latency(run: Run, rate: float) -> Latency:
     """Seconds from sending each live event to its first tag change arriving at a consumer, at
-    ``rate`` events/s for ``latency_seconds``; returns those latencies and the number sent."""
+    ``rate`` events/s for ``latency_seconds``."""
     size = run.size
     prefix = run.workload_prefix("latency")  # its topics were created at the start
     env = live.worker_env(run.bootstrap, prefix, prefix + "tagengine", size.partitions, run.folder / "latency")
@@ -285,14 +293,16 @@ async def latency(run: Run, rate: float) -> tuple[list[float], int]:
         sent: dict[str, float] = {}
         stop = asyncio.Event()
         collector = asyncio.ensure_future(_collect_changes(run, prefix + "tag-changes", sent, stop))
+        cpu, started = worker.cpu_seconds(), time.monotonic()
         await _send_at_rate(producer, prefix, events, rate, size.latency_seconds, sent)
+        cores = (worker.cpu_seconds() - cpu) / (time.monotonic() - started)
         await asyncio.sleep(5)  # the last events' changes
         stop.set()
         latencies = await collector
     finally:
         await producer.stop()
         worker.stop()
-    return latencies, len(sent)
+    return Latency(sorted(latencies), len(sent), cores)
 
 
 async def _warm_up(worker: live.Child, producer: AIOKafkaProducer, prefix: str,
@@ -386,10 +396,7 @@ def run_section(results: Results, bootstrap: str, size: Sizes, cleanup: ExitStac
                 systems: tuple[System, ...] = SYSTEMS, extras: bool = True) -> None:
     """Everything above, in order; figures go to ``results`` and a side-by-side table to stdout.
     ``systems``: which systems to measure; ``extras``: also latency and memory."""
-    folder = Path(tempfile.mkdtemp(prefix="tagengine-bench-throughput-"))
-    cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
-    run = Run(bootstrap, size, folder, cleanup)
-    cleanup.callback(_delete_topics, bootstrap, run.prefix)
+    run = _new_run(bootstrap, size, cleanup)
     progress(f"throughput: topics {run.prefix}*, {size.partitions} partitions, "
              f"{size.events:,} events per workload, budget {size.budget:.0f} s per system")
     if extras:
@@ -413,8 +420,23 @@ def run_section(results: Results, bootstrap: str, size: Sizes, cleanup: ExitStac
         return
     worker_rate = rates["live", WORKER.key]
     if worker_rate == worker_rate:  # not NaN
-        _add_latency(results, run, worker_rate / 2)
+        _add_latency(results, run, worker_rate / 2, "half the worker's live rate")
     _add_memory(results, run)
+
+
+def latency_section(results: Results, bootstrap: str, size: Sizes, cleanup: ExitStack, rate: float) -> None:
+    """Only the latency figure, at a given rate."""
+    run = _new_run(bootstrap, size, cleanup)
+    asyncio.run(ensure_topics(bootstrap, run.workload_prefix("latency"), size.partitions))
+    _add_latency(results, run, rate, "--latency-rate")
+
+
+def _new_run(bootstrap: str, size: Sizes, cleanup: ExitStack) -> Run:
+    folder = Path(tempfile.mkdtemp(prefix="tagengine-bench-throughput-"))
+    cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+    run = Run(bootstrap, size, folder, cleanup)
+    cleanup.callback(_delete_topics, bootstrap, run.prefix)
+    return run
 
 
 def _add_rate(results: Results, run: Run, workload: str, system: System, runs: list[live.Measurement]) -> None:
@@ -460,14 +482,14 @@ def side_by_side(given: dict[tuple[str, str], float]) -> str:
     return "\n".join(lines).replace("nan", "n/a")
 
 
-def _add_latency(results: Results, run: Run, rate: float) -> None:
-    latencies, sent = asyncio.run(latency(run, rate))
-    latencies.sort()
-    note = (f"{rate:,.0f} events/s (half the worker's live rate) for {run.size.latency_seconds:.0f} s; "
-            f"{len(latencies):,} of {sent:,} events caused a tag change")
-    results.add("latency", "event -> tag change p50", percentile(latencies, 0.5) * 1000, "ms", note)
-    results.add("latency", "event -> tag change p99", percentile(latencies, 0.99) * 1000, "ms")
-    results.add("latency", "event -> tag change max", (latencies[-1] if latencies else float("nan")) * 1000, "ms")
+def _add_latency(results: Results, run: Run, rate: float, why: str) -> None:
+    measured = asyncio.run(latency(run, rate))
+    seconds = measured.seconds
+    note = (f"{rate:,.0f} events/s ({why}) for {run.size.latency_seconds:.0f} s, the worker using "
+            f"{measured.worker_cores:.2f} of a core; {len(seconds):,} of {measured.sent:,} events caused a tag change")
+    results.add("latency", "event -> tag change p50", percentile(seconds, 0.5) * 1000, "ms", note)
+    results.add("latency", "event -> tag change p99", percentile(seconds, 0.99) * 1000, "ms")
+    results.add("latency", "event -> tag change max", (seconds[-1] if seconds else float("nan")) * 1000, "ms")
 
 
 def _add_memory(results: Results, run: Run) -> None:
@@ -506,15 +528,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", type=_systems, default=SYSTEMS, metavar="KEYS",
                         help=f"comma-separated systems to measure, of {','.join(s.key for s in SYSTEMS)} "
                              "(default all; a subset skips latency and memory)")
+    parser.add_argument("--latency-rate", type=float, metavar="EVENTS_PER_S",
+                        help="measure only the latency event -> tag change, at this rate")
+    parser.add_argument("--latency-seconds", type=float, help="how long the latency is measured (default 60)")
     args = parser.parse_args(argv)
     size = Sizes.quick() if args.quick else Sizes()
-    overrides = {"events": args.events, "budget": args.budget, "memory_customers": args.memory_customers}
+    overrides = {"events": args.events, "budget": args.budget, "memory_customers": args.memory_customers,
+                 "latency_seconds": args.latency_seconds}
     size = dataclasses.replace(size, **{k: v for k, v in overrides.items() if v is not None})
     results = Results()
     started = time.monotonic()
     with ExitStack() as cleanup:
-        run_section(results, kafka.bootstrap_from_env_or_services(), size, cleanup, args.systems,
-                    extras=args.systems == SYSTEMS)
+        bootstrap = kafka.bootstrap_from_env_or_services()
+        if args.latency_rate:
+            latency_section(results, bootstrap, size, cleanup, args.latency_rate)
+        else:
+            run_section(results, bootstrap, size, cleanup, args.systems, extras=args.systems == SYSTEMS)
     print(f"\nSummary (throughput, {'quick' if args.quick else 'full'}, "
           f"{(time.monotonic() - started) / 60:.1f} min)\n{results.table()}")
     return 0
