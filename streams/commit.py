@@ -10,7 +10,7 @@ The steps, each awaited before the next (``BatchCommit.commit``):
 3. **Confirmation.** A marker goes to each changelog partition the batch wrote (not awaited), and
    the local store takes the states with the changelog offset they reached.
 
-Only then does the agent ask for the next batch, which is when Faust may commit the input offsets.
+Only then may the batch's input offsets be committed (``streams/pipeline.py`` does that).
 
 What a crash at any point leaves behind:
 
