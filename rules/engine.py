@@ -158,16 +158,6 @@ def _decide(
     ctx = Context(state, now, tags)
     barred = unavailable(catalog, state, now)
     overdue: set[str] = set()
-
-    def enters(tag: TagRule) -> bool:
-        # The condition first: it is what usually fails, and evaluating it changes nothing.
-        if not tag.condition.test(ctx) or tag.name in barred:
-            return False
-        if tag.valid_for is not None and tag.name not in state.tags and since + tag.valid_for <= now:
-            overdue.add(tag.name)
-            return False
-        return True
-
     for dimension in catalog.dimensions:
         if only is not None and dimension.name not in only:
             if holding is None:
@@ -177,12 +167,29 @@ def _decide(
         elif dimension.exclusive:
             tags[dimension.name] = None
             for tag in dimension.tags:
-                if enters(tag):
+                # The condition first: it is what usually fails, and evaluating it changes nothing.
+                if tag.condition.test(ctx) and _enters(tag, state, barred, since, now, overdue):
                     tags[dimension.name] = tag.name
                     break
         else:
-            tags[dimension.name] = frozenset([tag.name for tag in dimension.tags if enters(tag)])
+            entered = []  # a loop, not a comprehension: one function call less per dimension
+            for tag in dimension.tags:
+                if tag.condition.test(ctx) and _enters(tag, state, barred, since, now, overdue):
+                    entered.append(tag.name)
+            tags[dimension.name] = frozenset(entered)
     return tags, ctx, overdue
+
+
+def _enters(tag: TagRule, state: CustomerState, barred: frozenset[str], since: int, now: int,
+            overdue: set[str]) -> bool:
+    """Whether a tag whose condition holds is entered (or kept); one already overdue when entered
+    is added to ``overdue`` instead."""
+    if tag.name in barred:
+        return False
+    if tag.valid_for is not None and tag.name not in state.tags and since + tag.valid_for <= now:
+        overdue.add(tag.name)
+        return False
+    return True
 
 
 def unavailable(catalog: Catalog, state: CustomerState, now: int) -> frozenset[str]:
