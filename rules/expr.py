@@ -75,8 +75,9 @@ class Context:
         self.state = state
         self.now = now
         self.tags = tags
-        # Values computed once per evaluation: windows by (function, length), facts by (name, -1).
-        self.cache: dict[tuple[str, int], object] = {}
+        # Values computed once per evaluation: facts by name, windows by their call ("spend(180d)").
+        # Keys are strings: a string keeps its hash, a tuple computes it again at every look-up.
+        self.cache: dict[str, object] = {}
 
 
 Evaluator = Callable[[Context], object]
@@ -483,7 +484,7 @@ class _Parser:
         # One deadline list for every channel: a login of another channel leaving the window is a
         # deadline at which nothing flips, which costs an evaluation and nothing else.
         self.condition.windows.add((name, length))
-        key = (name if channel is None else f"{name}/{channel}", length)
+        key = f"{name}({length})" if channel is None else f"{name}({length}, {channel!r})"
 
         def evaluate(c: Context) -> object:
             if key not in c.cache:
@@ -644,7 +645,7 @@ def compile_condition(
 def _reader(name: str, zone: tzinfo) -> Evaluator:
     """The evaluator of a fact, computed once per evaluation (the context's cache)."""
     fact = FACTS[name]
-    getter, clock, key = fact.get, fact.clock, (name, -1)
+    getter, clock, key = fact.get, fact.clock, name
 
     def read(c: Context) -> object:
         if key not in c.cache:
@@ -822,7 +823,7 @@ class _Writer:
         if node.is_literal:
             return self.value(node.literal)
         if node.op == "fact":  # read once per evaluation, through the context's cache like ``_reader``
-            key, read = self.value((node.fact, -1)), self.value(node.fn)
+            key, read = self.value(node.fact), self.value(node.fn)
             return f"(c.cache[{key}] if {key} in c.cache else {read}(c))"
         if node.op == "dimension":
             return f"c.tags.get({self.value(node.literal)})"
