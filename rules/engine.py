@@ -317,7 +317,7 @@ def _moves(
             current = held[0] if held else None
             if current != target:
                 moves.append((dimension.name, current, target))
-        else:
+        elif held or value:  # most customers hold, and are decided, no tag of most such dimensions
             wanted = value if isinstance(value, frozenset) else frozenset()
             moves += [(dimension.name, tag, None) for tag in held if tag not in wanted]
             moves += [(dimension.name, None, tag) for tag in sorted(wanted) if tag not in held]
