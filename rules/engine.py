@@ -248,8 +248,8 @@ def next_deadline(catalog: Catalog, state: CustomerState, now: int) -> int | Non
 
 def _age_flips(catalog: Catalog, state: CustomerState, now: int, candidates: list[int]) -> None:
     """Adds, per time fact, the first moment after ``now`` an ``age(t) OP d`` comparison flips."""
-    for fact, durations in catalog.deadline_ages:
-        moment = FACTS[fact].get(state)
+    for time_of, durations in catalog.deadline_ages:
+        moment = time_of(state)
         if isinstance(moment, int):
             for duration in durations:  # shortest first: the first flip still ahead is the earliest
                 if moment + duration > now:
