@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from importlib import resources
@@ -24,6 +24,7 @@ import yaml
 
 from rules.expr import Condition, Dimension, ExprError, compile_condition
 from rules.facts import FACTS, WINDOWS, Elements, deadline_windows
+from state.customer import CustomerState
 from state.times import DEFAULT_TIMEZONE, parse_duration
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -105,8 +106,8 @@ class Catalog:
     calendar: dict[str, frozenset[int] | None] = field(default_factory=dict)
     # Derived from the fields above when the catalog is made (and remade by dataclasses.replace),
     # so the engine does not work them out again for every event: the durations of ``ages`` per
-    # time fact, shortest first, and the windows grouped as ``deadline_windows`` says.
-    deadline_ages: tuple[tuple[str, tuple[int, ...]], ...] = field(init=False)
+    # time fact (its getter), shortest first, and the windows grouped as ``deadline_windows`` says.
+    deadline_ages: tuple[tuple[Callable[[CustomerState], object], tuple[int, ...]], ...] = field(init=False)
     deadline_windows: tuple[tuple[Elements, tuple[int, ...]], ...] = field(init=False)
     dimension_names: frozenset[str] = field(init=False)
 
@@ -114,7 +115,7 @@ class Catalog:
         durations: dict[str, list[int]] = {}
         for fact, duration in self.ages:
             durations.setdefault(fact, []).append(duration)
-        by_fact = tuple((fact, tuple(sorted(found))) for fact, found in sorted(durations.items()))
+        by_fact = tuple((FACTS[fact].get, tuple(sorted(found))) for fact, found in sorted(durations.items()))
         object.__setattr__(self, "deadline_ages", by_fact)  # a frozen dataclass: set once, here
         object.__setattr__(self, "deadline_windows", deadline_windows(self.windows))
         object.__setattr__(self, "dimension_names", frozenset(d.name for d in self.dimensions))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, DivisionByZero, InvalidOperation
@@ -46,6 +46,8 @@ from rules.facts import (
     TAGSET,
     TIME,
     WINDOWS,
+    Elements,
+    Timed,
     in_window,
     local_part,
     of_channel,
@@ -69,14 +71,16 @@ class ExprError(Exception):
 class Context:
     """What a condition is evaluated against: one customer, one moment, the tags decided so far."""
 
-    __slots__ = ("cache", "now", "state", "tags")
+    __slots__ = ("cache", "elements", "now", "state", "tags")
 
     def __init__(self, state: CustomerState, now: int, tags: dict[str, object]) -> None:
         self.state = state
         self.now = now
         self.tags = tags
-        # Values computed once per evaluation: windows by (function, length), facts by (name, -1).
-        self.cache: dict[tuple[str, int], object] = {}
+        # Values computed once per evaluation: facts by name, windows by their call ("spend(180d)").
+        # Keys are strings: a string keeps its hash, a tuple computes it again at every look-up.
+        self.cache: dict[str, object] = {}
+        self.elements: dict[Elements, Sequence[Timed]] = {}  # what windows count, by the function listing it
 
 
 Evaluator = Callable[[Context], object]
@@ -483,14 +487,19 @@ class _Parser:
         # One deadline list for every channel: a login of another channel leaving the window is a
         # deadline at which nothing flips, which costs an evaluation and nothing else.
         self.condition.windows.add((name, length))
-        key = (name if channel is None else f"{name}/{channel}", length)
+        key = f"{name}({length})" if channel is None else f"{name}({length}, {channel!r})"
+        listing, nothing = window.elements, window.value([])
 
         def evaluate(c: Context) -> object:
             if key not in c.cache:
-                elements = window.elements(c.state)
+                # spend() and paid_orders() count the same orders: they are listed once.
+                elements = c.elements.get(listing)
+                if elements is None:
+                    elements = c.elements[listing] = listing(c.state)
                 if channel is not None:
                     elements = of_channel(elements, channel)
-                c.cache[key] = window.value(in_window(elements, c.now, length))
+                # Most customers have no order or no follow-up: nothing to filter or add up.
+                c.cache[key] = window.value(in_window(elements, c.now, length)) if elements else nothing
             return c.cache[key]
 
         node = Node(NUMBER, token.offset, evaluate, span=(token.offset, end), op="call", money=window.money)
@@ -644,7 +653,7 @@ def compile_condition(
 def _reader(name: str, zone: tzinfo) -> Evaluator:
     """The evaluator of a fact, computed once per evaluation (the context's cache)."""
     fact = FACTS[name]
-    getter, clock, key = fact.get, fact.clock, (name, -1)
+    getter, clock, key = fact.get, fact.clock, name
 
     def read(c: Context) -> object:
         if key not in c.cache:
@@ -822,7 +831,7 @@ class _Writer:
         if node.is_literal:
             return self.value(node.literal)
         if node.op == "fact":  # read once per evaluation, through the context's cache like ``_reader``
-            key, read = self.value((node.fact, -1)), self.value(node.fn)
+            key, read = self.value(node.fact), self.value(node.fn)
             return f"(c.cache[{key}] if {key} in c.cache else {read}(c))"
         if node.op == "dimension":
             return f"c.tags.get({self.value(node.literal)})"

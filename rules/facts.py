@@ -171,8 +171,12 @@ def in_window(items: Sequence[Timed], now: int, window: int) -> list[Timed]:
 
 
 def window_deadline(items: Sequence[Timed], now: int, window: int) -> int | None:
-    """The next moment one of these elements leaves the window, if any."""
-    return min((item.at + window for item in items if item.at + window > now), default=None)
+    """The next moment one of these elements leaves the window, if any. Elements are in time order
+    (``state/customer.py`` keeps them so): the oldest one still inside is the first to leave."""
+    for item in items:
+        if item.at + window > now:
+            return item.at + window
+    return None
 
 
 Elements = Callable[[CustomerState], Sequence[Timed]]

@@ -71,3 +71,18 @@ def test_the_generated_function_agrees_with_the_closures() -> None:
             outcomes.add((condition.source, expected))
     one_sided = [source for source in CONDITIONS if len({seen for s, seen in outcomes if s == source}) < 2]
     assert not one_sided, "each condition seen both true and false"
+
+
+def test_conditions_sharing_one_context_read_what_each_would_read_alone() -> None:
+    # One evaluation caches facts, windows and the elements windows count (spend() and
+    # paid_orders() list the same orders once): a value cached for one condition must be the
+    # value another one would compute, never a neighbour's (logins(30d) beside logins(30d, "app")).
+    sources = [*CONDITIONS, "logins(30d) >= 2", 'logins(30d, "web") >= 2']
+    conditions = [compile_condition(source, DIMENSIONS) for source in sources]
+    tags: dict[str, object] = {"lifecycle": "mature", "behavior": frozenset({"price_sensitive"}), "intent": "early"}
+    for state, now in itertools.product(customers(), (day(200), day(500))):
+        shared = Context(state, now, tags)
+        for condition in conditions:
+            alone = Context(state, now, tags)
+            assert condition.test(shared) is condition.test(alone), (condition.source, state, now)
+            assert condition.reason(shared) == condition.reason(alone), (condition.source, state, now)

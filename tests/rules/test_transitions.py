@@ -59,6 +59,12 @@ def test_next_deadline_includes_orders_leaving_a_window() -> None:
     assert next_deadline(catalog, state, day(90)) == day(180)  # dormant and the 180-day windows
 
 
+def test_a_window_deadline_is_when_the_oldest_order_still_inside_leaves_it() -> None:
+    state = Customer(order(day(10)), order(day(0)), order(day(5))).state  # one of them late
+    # The 90-day windows: the order of day 0 has left at day 92, the one of day 5 leaves next.
+    assert next_deadline(default_catalog(), state, day(92)) == day(95)
+
+
 def test_no_deadline_for_a_customer_known_only_by_a_profile() -> None:
     assert Customer(profile(day(0), owner_rep="r")).state.next_deadline is None
 

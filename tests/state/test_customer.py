@@ -62,6 +62,13 @@ def test_orders_are_kept_in_event_time_order_even_when_late() -> None:
     assert [o.at for o in state.orders] == [day(1), day(3), day(5), day(9)]
 
 
+def test_follow_ups_and_logins_are_kept_in_event_time_order_even_when_late() -> None:
+    # What the engine's window deadlines rely on: the oldest element is the first to leave.
+    state = run(*(make(day(d)) for d in (5, 1, 3, 9) for make in (followup, login)))
+    assert [f.at for f in state.followups] == [day(1), day(3), day(5), day(9)]
+    assert [x.at for x in state.logins] == [day(1), day(3), day(5), day(9)]
+
+
 def test_refund_removes_order_from_count_and_first_paid_order() -> None:
     state = run(order(day(0), order_id="o1"), order(day(4), order_id="o2"), refund("o1", day(6)))
     assert state.paid_orders_total() == 1
