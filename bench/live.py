@@ -7,6 +7,7 @@ the last, which leaves start-up (topic metadata, group join, table recovery) out
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -141,6 +143,19 @@ def serve_counter(port: int, name: str, read: Callable[[], int]) -> None:
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
 
 
+def health(port: int) -> dict[str, object] | None:
+    """A worker's ``/health`` (ready or not), None if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            body = response.read()
+    except urllib.error.HTTPError as not_ready:  # 503 while recovering or rebalancing
+        body = not_ready.read()
+    except OSError:
+        return None
+    found: dict[str, object] = json.loads(body)
+    return found
+
+
 def metric_sum(port: int, name: str, exclude: str = "") -> float | None:
     """Sum of all samples of a Prometheus counter (all label sets but those containing
     ``exclude``, if given); None if the page is not up."""
@@ -228,13 +243,19 @@ def measure(child: Child, metric: str, expected: int, budget: float = 0, start_t
 
 
 def measure_group(children: Sequence[Child], metric: str, expected: int, budget: float = 0,
-                  start_timeout: float = 180, stall_timeout: float = 60, exclude: str = "") -> Measurement:
+                  start_timeout: float = 180, stall_timeout: float = 60, exclude: str = "",
+                  feed: Callable[[], None] | None = None) -> Measurement:
     """``measure`` for processes sharing one input (a consumer group): all are started together,
     and the rate is their summed count from the first poll at which every one of them had
-    processed an event (the group has settled) to the last event."""
+    processed an event to the last event. With ``feed``, the processes start on empty input and
+    ``feed()`` (which waits for the group to settle, then produces the input) runs before the first
+    poll: otherwise the first process to join would work alone until the second one joins, and
+    then the group would rebalance in the middle of the measurement."""
     seen = _Seen(children, expected)
     for child in children:
         child.start()
+    if feed is not None:
+        feed()
     problem = ""
     while not problem and seen.count < expected:
         time.sleep(POLL_SECONDS)

@@ -16,8 +16,11 @@ Systems, each on a copy of the same backlog, events/s from the first processed e
 5. ``tagengine worker``: the full default catalog, RocksDB store, no Redis;
 6. two ``tagengine worker`` processes in one group: their summed count, first to last event.
 
-The baselines (1-4) read one topic holding the whole backlog; each worker system reads its own
-copy of the engine's four input topics (same records, same order per key). Runs shorter than
+The baselines (1-4) read one topic holding the whole backlog, produced before they start. Each
+run of a worker system gets its own copy of the engine's four input topics (same records, same
+order per key), produced once its workers are ready and own every partition between them: the
+count starts at the first poll after that production at which every worker has processed an
+event, so neither a producer nor a group rebalance falls in the measured time. Runs shorter than
 ``REPEAT_BELOW`` seconds are repeated and their median is kept. Deadline ticks, the worker's
 internal input, are not counted as events.
 
@@ -35,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import itertools
 import random
 import shutil
@@ -42,7 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,9 +122,9 @@ class Run:
         """The baselines' input: the whole backlog in one topic."""
         return self.workload_prefix(workload) + "all"
 
-    def engine_prefix(self, workload: str, system: System) -> str:
-        """TAGENGINE_TOPIC_PREFIX of a worker system: its own copy of the four input topics."""
-        return self.workload_prefix(workload) + system.key + "-"
+    def engine_prefix(self, workload: str, system: System, attempt: int) -> str:
+        """TAGENGINE_TOPIC_PREFIX of a worker system's run: its own copy of the four input topics."""
+        return f"{self.workload_prefix(workload)}{system.key}-{attempt}-"
 
 
 # -- workloads --
@@ -153,18 +157,13 @@ def _orders_before_refunds(records: Iterable[GeneratedRecord]) -> Iterator[Gener
         yield record
 
 
-async def prepare(run: Run, workload: str, records: list[GeneratedRecord], systems: tuple[System, ...]) -> None:
-    """Create the workload's topics and produce its backlog into each system's input."""
-    size = run.size
+async def prepare(run: Run, workload: str, records: list[GeneratedRecord]) -> None:
+    """Create the baselines' topic and produce the workload's backlog into it (the worker systems
+    get theirs once their group has settled: ``feed_workers``)."""
     backlog = run.backlog_topic(workload)
-    await kafka.create_topics(run.bootstrap, [backlog], size.partitions)
+    await kafka.create_topics(run.bootstrap, [backlog], run.size.partitions)
     seconds = await kafka.produce(run.bootstrap, ((backlog, r.key, r.value) for r in records))
     progress(f"{workload}: produced {len(records):,} events into {backlog} in {seconds:.1f} s")
-    for system in (s for s in systems if s.workers):
-        prefix = run.engine_prefix(workload, system)
-        await ensure_topics(run.bootstrap, prefix, size.partitions)
-        seconds = await kafka.produce(run.bootstrap, ((prefix + r.topic, r.key, r.value) for r in records))
-        progress(f"{workload}: produced the same events into {prefix}<topic> in {seconds:.1f} s")
 
 
 # -- one system on one workload --
@@ -183,8 +182,9 @@ def baseline_children(run: Run, workload: str, system: System, attempt: int) -> 
 
 
 def worker_children(run: Run, workload: str, system: System, attempt: int) -> list[live.Child]:
-    prefix = run.engine_prefix(workload, system)
-    app_id = f"{prefix}tagengine-{attempt}"  # a new group reads the backlog from the start
+    prefix = run.engine_prefix(workload, system, attempt)
+    asyncio.run(ensure_topics(run.bootstrap, prefix, run.size.partitions))
+    app_id = f"{prefix}tagengine"
     children = []
     for n in range(1, system.workers + 1):
         name = f"{workload}-{system.key}-{attempt}-{n}"
@@ -193,15 +193,44 @@ def worker_children(run: Run, workload: str, system: System, attempt: int) -> li
     return children
 
 
-def measure_once(run: Run, workload: str, system: System, attempt: int) -> live.Measurement:
+def feed_workers(run: Run, children: list[live.Child], prefix: str, records: list[GeneratedRecord],
+                 timeout: float = 180) -> None:
+    """Once the group has settled (every worker ready and owning partitions, all of them owned),
+    produce the backlog into the workers' topics."""
+    deadline = time.monotonic() + timeout
+    while not _settled(children, run.size.partitions):
+        if time.monotonic() > deadline or not all(child.alive() for child in children):
+            raise RuntimeError(f"workers not ready after {timeout:.0f} s:\n{children[0].log_tail()}")
+        time.sleep(0.2)
+    seconds = asyncio.run(kafka.produce(run.bootstrap, ((prefix + r.topic, r.key, r.value) for r in records)))
+    progress(f"produced the backlog into {prefix}<topic> in {seconds:.1f} s, the group settled")
+
+
+def _settled(children: list[live.Child], partitions: int) -> bool:
+    owned: list[int] = []
+    for child in children:
+        health = live.health(child.port) or {}
+        partitions_of = health.get("partitions")
+        if health.get("status") != "ok" or not isinstance(partitions_of, list) or not partitions_of:
+            return False
+        owned += partitions_of
+    return sorted(owned) == list(range(partitions))
+
+
+def measure_once(run: Run, workload: str, system: System, attempt: int,
+                 records: list[GeneratedRecord]) -> live.Measurement:
+    feed: Callable[[], None] | None = None
     if system.workers:
         children, metric = worker_children(run, workload, system, attempt), WORKER_METRIC
+        prefix = run.engine_prefix(workload, system, attempt)
+        feed = functools.partial(feed_workers, run, children, prefix, records)
     else:
         children, metric = baseline_children(run, workload, system, attempt), system.metric
     for child in children:
         run.cleanup.callback(child.stop)
     try:
-        measured = live.measure_group(children, metric, run.size.events, run.size.budget, exclude=NOT_EVENTS)
+        measured = live.measure_group(children, metric, run.size.events, run.size.budget, exclude=NOT_EVENTS,
+                                      feed=feed)
         if system.workers:
             _remark_workers(run, workload, system, children, attempt)
     finally:
@@ -237,13 +266,13 @@ def _keep_logs(run: Run, children: list[live.Child]) -> None:
             progress(f"log of {child.name} kept in {kept}")
 
 
-def measure_system(run: Run, workload: str, system: System) -> list[live.Measurement]:
+def measure_system(run: Run, workload: str, system: System, records: list[GeneratedRecord]) -> list[live.Measurement]:
     """Up to ``MAX_REPEATS`` runs: a failed run is tried again (and reported), a short one is
     repeated (a median of short runs is steadier on a noisy machine), a long one is enough."""
     runs: list[live.Measurement] = []
     for attempt in range(1, MAX_REPEATS + 1):
         progress(f"{workload}: {system.name}, run {attempt}")
-        measured = measure_once(run, workload, system, attempt)
+        measured = measure_once(run, workload, system, attempt, records)
         runs.append(measured)
         progress(f"{workload}: {system.name}: {'FAILED: ' if failed(measured) else ''}{_describe(measured)}")
         if not failed(measured) and not (measured.completed and measured.seconds < REPEAT_BELOW):
@@ -408,10 +437,9 @@ def run_section(results: Results, bootstrap: str, size: Sizes, cleanup: ExitStac
             records = live_records(size.events, size.live_customers)
         else:
             records = backfill_records(size.events, size.backfill_customers, size.backfill_days)
-        asyncio.run(prepare(run, workload, records, systems))
-        del records
+        asyncio.run(prepare(run, workload, records))
         for system in systems:
-            runs = measure_system(run, workload, system)
+            runs = measure_system(run, workload, system, records)
             rates[workload, system.key] = rate_of(runs)
             _add_rate(results, run, workload, system, runs)
     _add_ratios(results, rates)
