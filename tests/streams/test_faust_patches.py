@@ -259,13 +259,14 @@ def test_apply_is_idempotent_and_pinned_to_the_faust_version(monkeypatch: pytest
         faust_patches.apply()
 
 
-async def test_the_worker_consumer_lets_the_broker_hold_an_empty_fetch_only_briefly(patched: None) -> None:
+async def test_the_worker_consumer_lets_the_broker_gather_records_briefly_before_answering(patched: None) -> None:
     app = faust.App("t-fetch-wait", broker="kafka://127.0.0.1:1", store="memory://")
     thread: Any = app.consumer._thread
     try:
         kafka = thread._create_worker_consumer(app.transport)
         assert kafka._fetch_max_wait_ms == faust_patches.FETCH_MAX_WAIT_MS  # Faust fixes 1,500
         assert faust_patches.FETCH_MAX_WAIT_MS <= 100
+        assert kafka._fetch_min_bytes == faust_patches.FETCH_MIN_BYTES > 1  # not one fetch per record
         await kafka.stop()  # never started: closes its client
     finally:
         thread.thread_loop.close()
