@@ -14,7 +14,9 @@ Systems, each on a copy of the same backlog, events/s from the first processed e
 3. a plain Faust agent: one table write and one output per event (``bench.plain_agent``);
 4. a minimal Quix Streams app: one state write and one output per event (``bench.quix_minimal``);
 5. ``tagengine worker``: the full default catalog, RocksDB store, no Redis;
-6. two ``tagengine worker`` processes in one group: their summed count, first to last event.
+6. two ``tagengine worker`` processes in one group: their summed count, first to last event;
+7. the same two without standby copies (``TAGENGINE_STANDBY_REPLICAS=0``): each worker then
+   no longer replays the other's changelog.
 
 The baselines (1-4) read one topic holding the whole backlog, produced before they start. Each
 run of a worker system gets its own copy of the engine's four input topics (same records, same
@@ -93,6 +95,7 @@ class System:
     module: str = ""  # baselines: the child's module
     metric: str = ""
     workers: int = 0  # tag engine systems: how many worker processes
+    settings: tuple[tuple[str, str], ...] = ()  # tag engine systems: extra worker environment
 
 
 RAW = System("raw", "raw aiokafka", "bench.raw_pipe", "raw_events_in_total")
@@ -101,7 +104,8 @@ PLAIN = System("plain", "Faust plain agent", "bench.plain_agent", "plain_events_
 QUIX = System("quix", "Quix Streams minimal", "bench.quix_minimal", "quix_events_in_total")
 WORKER = System("w1", "tagengine worker", workers=1)
 PAIR = System("w2", "2 tagengine workers", workers=2)
-SYSTEMS = (RAW, TAKE, PLAIN, QUIX, WORKER, PAIR)
+PAIR_NO_STANDBY = System("w2n", "2 workers, no standby", workers=2, settings=(("TAGENGINE_STANDBY_REPLICAS", "0"),))
+SYSTEMS = (RAW, TAKE, PLAIN, QUIX, WORKER, PAIR, PAIR_NO_STANDBY)
 
 
 @dataclass(slots=True)
@@ -189,6 +193,7 @@ def worker_children(run: Run, workload: str, system: System, attempt: int) -> li
     for n in range(1, system.workers + 1):
         name = f"{workload}-{system.key}-{attempt}-{n}"
         env = live.worker_env(run.bootstrap, prefix, app_id, run.size.partitions, run.folder / name)
+        env.update(system.settings)
         children.append(live.worker_child(name, env, run.folder))
     return children
 
@@ -486,6 +491,8 @@ def _add_ratios(results: Results, given: dict[tuple[str, str], float]) -> None:
         for base in (QUIX, RAW):
             results.add("ratio", f"{workload}: worker / {base.name}", worker / rates[workload, base.key], "x")
         results.add("ratio", f"{workload}: 2 workers / 1 worker", rates[workload, PAIR.key] / worker, "x")
+        results.add("ratio", f"{workload}: 2 workers, no standby / 1 worker",
+                    rates[workload, PAIR_NO_STANDBY.key] / worker, "x")
 
 
 def _with_missing(rates: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:

@@ -82,6 +82,7 @@ class Engine:
             web_bind=settings.web_host,
             producer_linger=0.005,
             broker_session_timeout=settings.session_timeout,
+            table_standby_replicas=settings.standby_replicas,
             broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
             stream_wait_empty=False,
             broker_max_poll_records=settings.batch_size,  # a fetch is a batch (batch_intake)

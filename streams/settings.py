@@ -48,6 +48,10 @@ class Settings:
     # How long the group waits for a silent worker before giving its partitions to others: the
     # pause a crashed worker causes. Faust's 60 s default is long for an engine that fires timers.
     session_timeout: float = 20.0
+    # Standby copies per partition, each kept by another worker from the changelog, so that a
+    # takeover need not read the changelog from the start. Replaying a standby costs a worker CPU
+    # per record of the other workers' changelogs (docs/operations.md, "Standby copies").
+    standby_replicas: int = 1
     # Deadlines: how often the timer looks for due customers, and how many one tick may fire
     # (the bound on catch-up work between two batches of events).
     timer_interval: float = 0.2
@@ -97,6 +101,7 @@ class Settings:
             datadir=Path(env.get("TAGENGINE_DATADIR", str(d.datadir))),
             app_id=env.get("TAGENGINE_APP_ID") or topic_prefix + d.app_id,
             session_timeout=_number(env, "TAGENGINE_SESSION_TIMEOUT", d.session_timeout, minimum=1.0),
+            standby_replicas=_number(env, "TAGENGINE_STANDBY_REPLICAS", d.standby_replicas, minimum=0),
             timer_interval=_number(env, "TAGENGINE_TIMER_INTERVAL", d.timer_interval, minimum=0.01),
             timer_batch=_number(env, "TAGENGINE_TIMER_BATCH", d.timer_batch, minimum=1),
             batch_size=_number(env, "TAGENGINE_BATCH_SIZE", d.batch_size, minimum=1),
