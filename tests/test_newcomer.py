@@ -30,10 +30,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from tests.conftest import ROOT, Services
 from tests.eventually import eventually
@@ -90,11 +92,18 @@ async def default_group_busy(kafka: str) -> bool:
     someone sharing it): this test's worker would join its group and take half its partitions."""
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
     await admin.start()
+
+    async def described() -> list[Any] | None:
+        try:
+            return list(await admin.describe_consumer_groups(["tagengine"]))
+        except GroupCoordinatorNotAvailableError:  # a broker still loading its group metadata
+            return None
+
     try:
-        described = await admin.describe_consumer_groups(["tagengine"])
+        responses = await eventually(described, what="the group coordinator answers", interval=0.5)
     finally:
         await admin.close()
-    return any(group[5] for response in described for group in response.groups)  # (.., members)
+    return any(group[5] for response in responses for group in response.groups)  # (.., members)
 
 
 class Terminal:
