@@ -185,8 +185,8 @@ def baseline_children(run: Run, workload: str, system: System, attempt: int) -> 
     return [child]
 
 
-def worker_children(run: Run, workload: str, system: System, attempt: int) -> list[live.Child]:
-    prefix = run.engine_prefix(workload, system, attempt)
+def worker_children(run: Run, workload: str, system: System, attempt: int, prefix: str) -> list[live.Child]:
+    """The workers of one run, on their own topics (``prefix``), created here and still empty."""
     asyncio.run(ensure_topics(run.bootstrap, prefix, run.size.partitions))
     app_id = f"{prefix}tagengine"
     children = []
@@ -226,8 +226,8 @@ def measure_once(run: Run, workload: str, system: System, attempt: int,
                  records: list[GeneratedRecord]) -> live.Measurement:
     feed: Callable[[], None] | None = None
     if system.workers:
-        children, metric = worker_children(run, workload, system, attempt), WORKER_METRIC
         prefix = run.engine_prefix(workload, system, attempt)
+        children, metric = worker_children(run, workload, system, attempt, prefix), WORKER_METRIC
         feed = functools.partial(feed_workers, run, children, prefix, records)
     else:
         children, metric = baseline_children(run, workload, system, attempt), system.metric

@@ -1,5 +1,5 @@
 """Pinned patches of faust-streaming 0.15.3's consumer: fetched records are never dropped, and
-an empty fetch does not hold up the next one for 1.5 s.
+the broker answers a fetch after at most 20 ms or 64 KiB, neither 1.5 s nor one record.
 
 The bug (seen here as "an input partition stays unfetched after a rebalance", faust-streaming
 issues 471 and 629; measured with ``scripts/takeover_probe.py``)

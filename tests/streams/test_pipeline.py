@@ -15,6 +15,7 @@ from rules.catalog import load_default_catalog
 from state.times import format_timestamp, wall_clock
 from streams.pipeline import BatchPipeline, Timing
 from streams.processor import Batch, BatchProcessor, Record
+from tests.eventually import eventually
 
 PARTITIONS = 8
 INPUT = TopicPartition("logins", 0)
@@ -102,20 +103,23 @@ async def test_a_batch_is_computed_while_the_previous_one_commits_and_commits_st
 async def test_while_batches_keep_coming_offsets_wait_for_the_next_offset_commit() -> None:
     log: list[str] = []
     batches, commit, _ = pipeline(log)
+
+    async def started(commits: int) -> None:
+        await eventually(lambda: len(commit.release) >= commits, what=f"{commits} commits started")
+
     await batches.handle([login("c1")], {INPUT: 1}, 0.0)
     second = asyncio.ensure_future(batches.handle([login("c2")], {INPUT: 2}, 0.0))
-    await asyncio.sleep(0.01)
+    await started(1)
     commit.release[0].set()
     await second  # batch 1 now commits, and batch 2 will wait behind it
     third = asyncio.ensure_future(batches.handle([login("c3")], {INPUT: 3}, 0.0))
-    await asyncio.sleep(0.01)
+    await started(2)
     commit.release[1].set()
-    await third
-    await asyncio.sleep(0.01)
+    await third  # batch 1's commit is done: batch 3 waited for it
     offsets = [line for line in log if line.startswith("offsets")]
     assert offsets == ["offsets [(0, 1)]"], "batch 1's offsets wait: batch 2 is behind it, and 1 s has not passed"
+    await started(3)
     commit.release[2].set()
     await batches.finish()
     offsets = [line for line in log if line.startswith("offsets")]
     assert offsets == ["offsets [(0, 1)]", "offsets [(0, 3)]"], "the last batch commits everything committed so far"
-
