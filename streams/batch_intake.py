@@ -9,9 +9,10 @@ becomes an ``Event``, goes through the topic's queue and the stream's iterator, 
 180 µs of event-loop CPU per record, a ceiling near 5,000 records/s before the engine does any work,
 against 5 µs for aiokafka itself.
 
-This replaces the fetch loop with one that does the same for every other topic (changelogs during
-recovery and standby, Faust's own topics) and hands the records of the registered input topics,
-as aiokafka returned them, to the engine's batch handler: one call per fetch. Group membership,
+This replaces the fetch loop with one that hands the records of the registered input topics, as
+aiokafka returned them, to the engine's batch handler (one call per fetch), and the records of
+table changelogs (during recovery and standby) to the table's recovery a fetch at a time
+(``changelog_replay.py``); every other topic's records (Faust's own) go Faust's way. Group membership,
 assignment, pausing, table recovery and the read offsets Faust keeps stay Faust's. Records fetched
 but not passed on (flow stopped, a partition paused or a new generation meanwhile) are fetched
 again (``streams/faust_patches.py``).
@@ -29,7 +30,7 @@ from typing import Any
 
 from faust.transport import consumer as faust_consumer
 
-from streams import faust_patches
+from streams import changelog_replay, faust_patches
 
 Handler = Callable[[list[Any]], Awaitable[None]]  # aiokafka ConsumerRecords, in partition order
 
@@ -127,6 +128,9 @@ async def _pass_on(self: Any, intake: Intake, records: Any, passed: dict[Any, in
             continue
         if tp.topic in intake.topics:
             batch += fetched
+            passed[tp] = fetched[-1].offset + 1
+        elif changelog_replay.replay(self.app.tables.recovery, tp, fetched):
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             passed[tp] = fetched[-1].offset + 1
         else:
             await _one_by_one(self, tp, fetched, passed)
