@@ -138,3 +138,22 @@ async def raw_consumer_rate(bootstrap: str, topic: str, count: int, partitions: 
         return received / (ended - started)
     finally:
         await consumer.stop()
+
+
+async def end_offsets_total(bootstrap: str, topic: str) -> int:
+    """Records ever written to ``topic`` (the sum of its partitions' end offsets; 0 if it is missing)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for d in described for p in d.get("partitions", [])]
+    if not partitions:
+        return 0
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
