@@ -29,8 +29,9 @@ internal input, are not counted as events.
 Then, on fresh topics: the latency event -> tag change (p50, p99) of one worker fed live events
 at half its measured live rate, from the send time to the time the broker appended the tag change
 (matched by the change's ``event_id``; also until the bench read it), with the worker's CPU use
-meanwhile; and the resident memory of a worker
-once it holds N customers (one login each; 1,000,000 by default).
+meanwhile; the resident memory of a worker once it holds N customers (one login each; 1,000,000
+by default); and how long a worker started with an empty data folder takes to be ready on those
+N customers, restored from the changelog.
 
 Run alone: ``python -m bench.throughput [--quick]``; it is also a section of ``python -m bench``.
 ``--latency-rate R`` measures only the latency, at R events/s.
@@ -331,8 +332,8 @@ async def create_latency_topics(bootstrap: str, prefix: str, partitions: int) ->
 
 
 async def latency(run: Run, rate: float) -> Latency:
-    """Seconds from sending each live event to its first tag change arriving at a consumer, at
-    ``rate`` events/s for ``latency_seconds``."""
+    """Seconds from sending each live event to its first tag change, appended by the broker and
+    read by this process, at ``rate`` events/s for ``latency_seconds``."""
     size = run.size
     prefix = run.workload_prefix("latency")  # its topics were created at the start
     env = live.worker_env(run.bootstrap, prefix, prefix + "tagengine", size.partitions, run.folder / "latency")
@@ -450,7 +451,7 @@ def memory(run: Run) -> tuple[live.Measurement, float, int | None]:
 def restore(run: Run) -> tuple[float, int]:
     """A second worker of the memory worker's group, started with an empty data folder once that
     one stopped: seconds until it is ready (it restores every customer from the changelog), and
-    how many changelog records there were to read."""
+    how many changelog records there were to read. NaN if not ready within the memory budget."""
     size = run.size
     prefix = run.workload_prefix("memory")
     app_id = prefix + "tagengine"

@@ -12,10 +12,10 @@ against 5 µs for aiokafka itself.
 This replaces the fetch loop with one that hands the records of the registered input topics, as
 aiokafka returned them, to the engine's batch handler (one call per fetch), and the records of
 table changelogs (during recovery and standby) to the table's recovery a fetch at a time
-(``changelog_replay.py``); every other topic's records (Faust's own) go Faust's way. Group membership,
-assignment, pausing, table recovery and the read offsets Faust keeps stay Faust's. Records fetched
-but not passed on (flow stopped, a partition paused or a new generation meanwhile) are fetched
-again (``streams/faust_patches.py``).
+(``changelog_replay.py``); every other topic's records (Faust's own) go Faust's way. Group
+membership, assignment, pausing, table recovery and the read offsets Faust keeps stay Faust's.
+Records fetched but not passed on (flow stopped, a partition paused or a new generation meanwhile)
+are fetched again (``streams/faust_patches.py``).
 
 ``register(app, topics, handler)`` before the worker starts; ``apply()`` installs the loop (pinned
 to faust-streaming 0.15.3 like the other patch).
