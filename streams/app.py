@@ -10,10 +10,10 @@ committed (``BatchPipeline``, ``pipeline.py``, chains these steps batch after ba
 per-record acknowledgements are off for the input topics, so Faust never commits an offset of its
 own.
 
-The pieces, each in its own module: the fetch loop (``batch_intake.py``) and the pinned fix of
-Faust's consumer (``faust_patches.py``), the batch pipeline (``pipeline.py``), deadline ticks
-(``ticks.py``), the stall watchdog
-(``stall_watchdog.py``), the table with batch writes and recovery of unconfirmed outputs
+The pieces, each in its own module: the fetch loop (``batch_intake.py``), its changelog replay a
+fetch at a time (``changelog_replay.py``) and the pinned fix of Faust's consumer
+(``faust_patches.py``), the batch pipeline (``pipeline.py``), deadline ticks (``ticks.py``), the
+stall watchdog (``stall_watchdog.py``), the table with batch writes and recovery of unconfirmed outputs
 (``customer_table.py``), Kafka security options (``kafka_security.py``), web views (``web.py``),
 the cockpit's web page (``cockpit.py``).
 """
