@@ -791,6 +791,18 @@ def keep(entry: dict | None, ready, marker: str, name: str, port: int | None,
     return None
 
 
+def points_at(entry: dict | None, servers: str | None, scheme: str) -> bool:
+    """Whether servers from the environment name this folder's own service: the settings its own
+    start printed, exported (``eval "$(python3 scripts/services.py start)"``, ``. env.sh``)."""
+    if not entry or not servers or servers == "none":
+        return False
+    for server in filter(None, (s.strip() for s in servers.split(","))):
+        url = urlparse(server if "://" in server else f"{scheme}://{server}")
+        if url.hostname in ("127.0.0.1", "localhost") and url.port == entry["port"]:
+            return True
+    return False
+
+
 def cmd_start(args: argparse.Namespace) -> None:
     ddir = Path(args.dir).resolve()
     ddir.mkdir(parents=True, exist_ok=True)
@@ -800,10 +812,12 @@ def cmd_start(args: argparse.Namespace) -> None:
         for name, value in (("Kafka", ext_kafka), ("Redis", ext_redis)):
             if value and value != "none":
                 log(f"using {name} at {value} from the environment")
-        kafka = keep(state.get("kafka"), kafka_ready, KAFKA_MAIN, "Kafka",
-                     args.kafka_port, wanted=not ext_kafka)
-        redis = keep(state.get("redis"), redis_ready, REDIS_MARKER, "Redis",
-                     args.redis_port, wanted=not ext_redis)
+        # A service of this folder is replaced by one from the environment, unless the
+        # environment names that very service (stopping it would leave nothing to use).
+        kafka = keep(state.get("kafka"), kafka_ready, KAFKA_MAIN, "Kafka", args.kafka_port,
+                     wanted=not ext_kafka or points_at(state.get("kafka"), ext_kafka, "kafka"))
+        redis = keep(state.get("redis"), redis_ready, REDIS_MARKER, "Redis", args.redis_port,
+                     wanted=not ext_redis or points_at(state.get("redis"), ext_redis, "redis"))
         # Ports of services we keep must not be handed to new ones.
         avoid = {e[k] for e in (kafka, redis) if e for k in ("port", "controller_port") if k in e}
 
