@@ -45,9 +45,4 @@ cat <<INFO
   tag changes, tasks and dead letters as they happen (Ctrl-C to stop):
 
 INFO
-# In the background too, and waited for: bash runs the Ctrl-C trap only once the command it waits
-# for has returned, and `wait` returns at once, so the cleanup stops all three even if one of
-# them were slow to stop on Ctrl-C.
-$BIN/tagengine watch &
-pids+=($!)
-wait "${pids[-1]}"
+$BIN/tagengine watch

@@ -113,7 +113,8 @@ class Terminal:
         self.output = output
         with output.open("wb") as out:
             self.process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=_ctrl_c_as_in_a_terminal)
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
@@ -129,6 +130,13 @@ class Terminal:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)  # children that outlived their parent
         self.process.wait(timeout=10)
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child, before exec: Ctrl-C (SIGINT) at its default, as in a terminal's shell. A test
+    run started in the background of a non-interactive shell (``make test &``) inherits SIGINT
+    ignored, and bash can neither trap nor be stopped by a signal ignored when it started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
