@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -51,12 +51,16 @@ def bootstrap_from_env_or_services() -> str:
 # -- topics --
 
 
-async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+async def create_topics(bootstrap: str, names: Iterable[str], partitions: int,
+                        configs: Mapping[str, dict[str, str]] | None = None) -> None:
+    """Create the missing topics, with ``configs[name]`` as a topic's settings."""
+    configs = configs or {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, 1) for name in names if name not in existing]
+        missing = [NewTopic(name, partitions, 1, topic_configs=configs.get(name, {}))
+                   for name in names if name not in existing]
         if missing:
             await admin.create_topics(missing)
     finally:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import itertools
@@ -58,12 +57,11 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 
 from bench import kafka, live
 from bench.common import CACHE, Results, median, percentile, progress
+from connectors.changelog import changelog_topic
 from connectors.generator import GeneratedRecord, demo_events
 from connectors.kafka_admin import TICKS, ensure_topics
 from state.times import DAY, format_timestamp, wall_clock
@@ -320,14 +318,8 @@ async def create_latency_topics(bootstrap: str, prefix: str, partitions: int) ->
     """The latency worker's topics; its tag changes stamped with the time the broker appended
     them (``LogAppendTime``), so that the figure does not depend on when the bench's own busy
     process gets round to reading them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics([NewTopic(prefix + "tag-changes", partitions, 1,
-                                                topic_configs={"message.timestamp.type": "LogAppendTime"})])
-    finally:
-        await admin.close()
+    changes = prefix + "tag-changes"
+    await kafka.create_topics(bootstrap, [changes], partitions, {changes: {"message.timestamp.type": "LogAppendTime"}})
     await ensure_topics(bootstrap, prefix, partitions)
 
 
@@ -458,7 +450,7 @@ def restore(run: Run) -> tuple[float, int]:
     env = live.worker_env(run.bootstrap, prefix, app_id, size.partitions, run.folder / "restore")
     worker = live.worker_child("restore-worker", env, run.folder)
     run.cleanup.callback(worker.stop)
-    records = asyncio.run(kafka.end_offsets_total(run.bootstrap, f"{app_id}-customers-changelog"))
+    records = asyncio.run(kafka.end_offsets_total(run.bootstrap, changelog_topic(app_id)))
     progress(f"restore: a worker with an empty data folder reads {records:,} changelog records")
     started = time.monotonic()
     worker.start()

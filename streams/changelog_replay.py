@@ -76,12 +76,9 @@ def replay(recovery: Any, tp: TP, records: Sequence[Any]) -> bool:
         now = monotonic()
         offsets[tp] = fresh[-1].offset
         (recovery._active_events_received_at if active else recovery._standby_events_received_at)[tp] = now
-        size = recovery.buffer_sizes.get(tp)
-        if size is None:
-            size = recovery.buffer_sizes[tp] = table.recovery_buffer_size if active else table.standby_buffer_size
         buffer = recovery.buffers[table]
         buffer.extend(fresh)
-        if len(buffer) >= size:
+        if len(buffer) >= (table.recovery_buffer_size if active else table.standby_buffer_size):
             table.apply_changelog_batch(buffer)
             buffer.clear()
             recovery._last_flush_at = now

@@ -1,4 +1,5 @@
-"""Test harness for integration tests: worker processes, producing and collecting records.
+"""Test harness for integration tests: worker processes, producing and collecting records; and a
+customer table on a local RocksDB store, for the table's own tests.
 
 Workers run as real ``tagengine worker`` processes (so they can be killed with SIGKILL), each
 with its own topic prefix, consumer group, web port and data folder, so tests never share state.
@@ -23,11 +24,24 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from streams.customer_table import CustomerTable
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def customer_table_in(folder: Path, buffer_size: int = 1000) -> CustomerTable:
+    """A customer table of 2 partitions stored in ``folder``, not started (no broker needed);
+    ``buffer_size``: the changelog records its recovery gathers before a store write."""
+    app = faust.App("t-table", store="rocksdb://", datadir=str(folder))
+    table = CustomerTable(app, name="customers", partitions=2, key_type=bytes, value_type=bytes,
+                          beacon=app.tables.beacon, recovery_buffer_size=buffer_size)
+    app.tables.add(table)
+    return table
 
 
 def free_port() -> int:

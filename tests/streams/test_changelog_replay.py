@@ -6,23 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import faust
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
 from connectors.publisher import OutRecord
 from streams.changelog_replay import replay
 from streams.customer_table import MARKER_KEY, CustomerTable
+from tests.streams.harness import customer_table_in
 
 CHANGES = "x-tag-changes"
-
-
-def table_in(folder: Path, buffer_size: int = 1000) -> CustomerTable:
-    app = faust.App("t-replay", store="rocksdb://", datadir=str(folder))
-    table = CustomerTable(app, name="customers", partitions=2, key_type=bytes, value_type=bytes,
-                          beacon=app.tables.beacon, recovery_buffer_size=buffer_size)
-    app.tables.add(table)
-    return table
 
 
 def changelog(table: CustomerTable, partition: int) -> TP:
@@ -43,7 +35,7 @@ def stored(table: CustomerTable, partition: int, key: bytes) -> bytes | None:
 
 
 def test_a_standby_fetch_waits_in_the_buffer_until_it_fills_then_reaches_the_store(tmp_path: Path) -> None:
-    table = table_in(tmp_path, buffer_size=3)
+    table = customer_table_in(tmp_path, buffer_size=3)
     recovery, tp = table.app.tables.recovery, changelog(table, 1)
     recovery.add_standby(table, tp)
     assert replay(recovery, tp, records(tp, 0, (b"c1", b"s1"), (b"c2", b"s2")))
@@ -54,7 +46,7 @@ def test_a_standby_fetch_waits_in_the_buffer_until_it_fills_then_reaches_the_sto
 
 
 def test_records_the_store_already_holds_are_not_applied_again(tmp_path: Path) -> None:
-    table = table_in(tmp_path, buffer_size=1)
+    table = customer_table_in(tmp_path, buffer_size=1)
     tp = changelog(table, 0)
     table.write(0, {b"c1": b"newest"}, changelog_offset=5)
     recovery = table.app.tables.recovery
@@ -67,7 +59,7 @@ def test_records_the_store_already_holds_are_not_applied_again(tmp_path: Path) -
 def test_active_recovery_ends_with_everything_stored_once_each_partition_reaches_its_highwater(
     tmp_path: Path,
 ) -> None:
-    table = table_in(tmp_path)
+    table = customer_table_in(tmp_path)
     recovery = table.app.tables.recovery
     first, second = changelog(table, 0), changelog(table, 1)
     for tp in (first, second):
@@ -84,7 +76,7 @@ def test_active_recovery_ends_with_everything_stored_once_each_partition_reaches
 
 
 def test_standbys_are_ready_once_each_reaches_its_highwater(tmp_path: Path) -> None:
-    table = table_in(tmp_path)
+    table = customer_table_in(tmp_path)
     recovery, tp = table.app.tables.recovery, changelog(table, 1)
     recovery.add_standby(table, tp)
     recovery.standby_highwaters[tp] = 2
@@ -95,7 +87,7 @@ def test_standbys_are_ready_once_each_reaches_its_highwater(tmp_path: Path) -> N
 
 
 def test_a_standby_keeps_the_outboxes_of_unconfirmed_records_for_a_takeover(tmp_path: Path) -> None:
-    table = table_in(tmp_path, buffer_size=1)
+    table = customer_table_in(tmp_path, buffer_size=1)
     recovery, tp = table.app.tables.recovery, changelog(table, 0)
     recovery.add_standby(table, tp)
     fetched = records(tp, 0, (b"c1", b"s1"), (MARKER_KEY, None), (b"c2", b"s2"))
@@ -106,7 +98,7 @@ def test_a_standby_keeps_the_outboxes_of_unconfirmed_records_for_a_takeover(tmp_
 
 
 def test_a_partition_recovery_does_not_follow_is_left_to_faust(tmp_path: Path) -> None:
-    table = table_in(tmp_path)
+    table = customer_table_in(tmp_path)
     recovery, tp = table.app.tables.recovery, changelog(table, 0)
     assert not replay(recovery, tp, records(tp, 0, (b"c1", b"s1")))
     assert recovery.buffers[table] == [] and tp not in recovery.standby_offsets

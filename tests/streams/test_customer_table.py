@@ -7,21 +7,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import faust
 from faust.types import TP
 
 from connectors.publisher import OutRecord
 from streams.customer_table import MARKER_KEY, CustomerTable
+from tests.streams.harness import customer_table_in
 
 CHANGES = "x-tag-changes"
-
-
-def table_in(folder: Path) -> CustomerTable:
-    app = faust.App("t-table", store="rocksdb://", datadir=str(folder))
-    table = CustomerTable(app, name="customers", partitions=2, key_type=bytes, value_type=bytes,
-                          beacon=app.tables.beacon)
-    app.tables.add(table)
-    return table
 
 
 def record(table: CustomerTable, partition: int, offset: int, key: bytes, value: bytes | None,
@@ -32,7 +24,7 @@ def record(table: CustomerTable, partition: int, offset: int, key: bytes, value:
 
 
 def test_a_batch_write_stores_the_states_and_the_changelog_offset_together(tmp_path: Path) -> None:
-    table = table_in(tmp_path)
+    table = customer_table_in(tmp_path)
     table.write(1, {b"c1": b"state-1", b"c2": b"state-2"}, changelog_offset=41)
     assert table.read(1, b"c1") == b"state-1" and table.read(0, b"c1") is None
     assert table.data.persisted_offset(TP(table.changelog_topic_name, 1)) == 41
@@ -41,7 +33,7 @@ def test_a_batch_write_stores_the_states_and_the_changelog_offset_together(tmp_p
 
 
 def test_a_processed_batch_is_read_back_before_its_commit_stores_it(tmp_path: Path) -> None:
-    table = table_in(tmp_path)
+    table = customer_table_in(tmp_path)
     table.write(1, {b"c1": b"old"}, changelog_offset=1)
     first, second = {b"c1": b"first"}, {b"c1": b"second"}
     table.stage({1: first})
@@ -54,7 +46,7 @@ def test_a_processed_batch_is_read_back_before_its_commit_stores_it(tmp_path: Pa
 
 
 def test_a_none_value_deletes_the_entry_staged_and_stored(tmp_path: Path) -> None:
-    table = table_in(tmp_path)
+    table = customer_table_in(tmp_path)
     table.write(0, {b"\x01a:0:1": b"{}", b"c1": b"s1"}, changelog_offset=1)
     gone: dict[bytes, bytes | None] = {b"\x01a:0:1": None}
     table.stage({0: gone})
@@ -64,7 +56,7 @@ def test_a_none_value_deletes_the_entry_staged_and_stored(tmp_path: Path) -> Non
 
 
 def test_customers_leaves_out_histories_and_audience_figures(tmp_path: Path) -> None:
-    table = table_in(tmp_path)
+    table = customer_table_in(tmp_path)
     table.write(0, {b"c1": b"s1", b"\x01h:c1": b"[]", b"\x01a:0:20000": b"{}"}, changelog_offset=1)
     table.stage({0: {b"c2": b"s2"}})
     assert dict(table.customers([0])) == {b"c1": b"s1", b"c2": b"s2"}
@@ -72,7 +64,7 @@ def test_customers_leaves_out_histories_and_audience_figures(tmp_path: Path) -> 
 
 
 def test_outboxes_after_the_last_marker_are_sent_again_and_those_before_are_not(tmp_path: Path) -> None:
-    table = table_in(tmp_path)
+    table = customer_table_in(tmp_path)
     table.apply_changelog_batch([
         record(table, 0, 10, b"c1", b"s1", [(CHANGES, b"change c1:1")]),
         record(table, 0, 11, MARKER_KEY, None),
@@ -89,7 +81,7 @@ def test_outboxes_after_the_last_marker_are_sent_again_and_those_before_are_not(
 
 
 def test_the_store_never_claims_more_than_the_last_confirmed_point(tmp_path: Path) -> None:
-    table = table_in(tmp_path)
+    table = customer_table_in(tmp_path)
     table.apply_changelog_batch([
         record(table, 0, 10, b"c1", b"s1", [(CHANGES, b"m")]),
         record(table, 0, 11, MARKER_KEY, None),
