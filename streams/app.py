@@ -238,11 +238,13 @@ class Engine:
     async def _on_rebalance_complete(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         changelog = self.table.changelog_topic_name
         self._owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == changelog}
-        self._rebuild("partitions assigned")
+        async with self.pipeline.between_batches():
+            self._rebuild("partitions assigned")
 
     def _rebuild(self, why: str) -> None:
         """Re-index the owned partitions' customers from the table: deadlines, and those a
-        previous catalog evaluated. Synchronous, so no batch interleaves with the scan."""
+        previous catalog evaluated. Synchronous, so no batch interleaves with the scan; called
+        ``between_batches``, so none is half processed either."""
         started = time.perf_counter()
         count = self.processor.rebuild(self._owned, self.table.entries(self._owned))
         self.ticker.reset()
@@ -275,10 +277,12 @@ class Engine:
         if catalog.version == self.catalog.version:
             return
         log.info("catalog %s (%s) replaces %s", catalog.name, catalog.version, self.catalog.version)
-        self.catalog = self.processor.catalog = catalog
+        async with self.pipeline.between_batches():
+            self.catalog = self.processor.catalog = catalog
         self.metrics.catalog_switches.inc()
         await self.finish_commits()  # the rebuild reads the local store, which commits write
-        self._rebuild(f"catalog {catalog.version}")
+        async with self.pipeline.between_batches():
+            self._rebuild(f"catalog {catalog.version}")
 
     # -- stalled partitions --
 

@@ -1,11 +1,17 @@
 """A worker's batches on their way from records to committed input offsets, one after the other.
 
 ``BatchPipeline.handle`` runs one batch: it first sends again whatever a previous owner of the
-partitions may not have delivered, processes the batch (synchronously: no coroutine sees half a
-batch), stages its writes so that the next batch reads them, and chains its commit behind the
-previous one. The commit of a batch (``streams/commit.py``: state with its outbox, outputs,
-confirmation) thus travels to the broker while the next batch is computed, commits stay in batch
-order, and ``handle`` returns with at most one commit still waiting behind the current one.
+partitions may not have delivered, processes the batch, stages its writes so that the next batch
+reads them, and chains its commit behind the previous one. The commit of a batch
+(``streams/commit.py``: state with its outbox, outputs, confirmation) thus travels to the broker
+while the next batch is computed, commits stay in batch order, and ``handle`` returns with at most
+one commit still waiting behind the current one.
+
+Processing lets the event loop run every couple of milliseconds, so that the previous batch's
+commit is not held up by the whole of the next batch: its outputs leave as soon as its states are
+acknowledged. At 6,500 events/s a batch took 15-45 ms to process, and each of those milliseconds
+was added to the latency of the batch before it. Nothing else processes records or re-indexes the
+partitions in between (``between_batches``).
 
 Only once a batch is committed are its input offsets committed, for the partitions still assigned
 (a revoked partition's next owner reads those records again: duplicates to it): at once when no
@@ -37,6 +43,8 @@ from streams.processor import Batch, BatchProcessor, Record
 COMMIT_FAILED_EXIT = 70
 OFFSETS_EVERY = 1.0
 """Seconds between two commits of input offsets while batches keep coming."""
+SLICE = 0.002
+"""Seconds of processing between two turns of the event loop (see ``BatchPipeline._process``)."""
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +77,33 @@ class BatchPipeline:
         self.consumer = consumer  # Faust's consumer, once the app has one
         self.owned = owned  # the partitions this worker owns now
         self.committed = committed
-        self._in_flight: asyncio.Future[None] | None = None  # the last batch's commit
+        self._in_flight: asyncio.Future[None] | None = None  # the last batch's processing and commit
         self._offsets: dict[Any, int] = {}  # of batches committed, not committed themselves yet
         self._offsets_due = 0.0  # time.monotonic() from which they are committed even under load
+        self._processing = asyncio.Lock()
 
     async def handle(self, records: list[Record], offsets: dict[Any, int], oldest: float) -> None:
         """Process one batch and chain its commit; ``offsets``: the next offset to read of each
-        input partition, to commit once the batch is; ``oldest``: its earliest record's timestamp, s."""
+        input partition, to commit once the batch is; ``oldest``: its earliest record's timestamp, s.
+        Returns once the batch is processed and the commit before it is done."""
         started = time.perf_counter()
         now = wall_clock()
         await self.commit.resend_unconfirmed(self.owned())
-        batch = self.processor.process(records, now)  # synchronous: no coroutine sees a half batch
-        self.table.stage(batch.states)  # the next batch reads them before this commit stores them
-        # From here the states in memory are ahead of Kafka until this commit is done: it is
-        # chained at once, with no await in between, so a cancellation cannot drop it.
         previous = self._in_flight
-        self._in_flight = asyncio.ensure_future(self._in_order(previous, batch, offsets, now, Timing(oldest, started)))
+        processed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # The batch's whole way, processing included, is one task, chained at once: ``finish``
+        # waits for it, and cancelling the caller cannot leave states changed in memory uncommitted.
+        self._in_flight = asyncio.ensure_future(
+            self._in_order(previous, processed, records, offsets, now, Timing(oldest, started))
+        )
+        await asyncio.shield(processed)
         if previous is not None:
             await asyncio.shield(previous)  # back pressure: one commit in flight behind this one
+
+    def between_batches(self) -> asyncio.Lock:
+        """Held while a batch is processed: ``async with`` it to change what processing reads (the
+        catalog, the indexes of the owned partitions) between two batches, never in the middle of one."""
+        return self._processing
 
     async def finish(self) -> None:
         """Until every batch handled so far is committed, and its input offsets too (the last
@@ -96,9 +113,19 @@ class BatchPipeline:
             await asyncio.shield(work)
 
     async def _in_order(
-        self, previous: asyncio.Future[None] | None, batch: Batch, offsets: dict[Any, int], now: int, timing: Timing
+        self,
+        previous: asyncio.Future[None] | None,
+        processed: asyncio.Future[None],
+        records: list[Record],
+        offsets: dict[Any, int],
+        now: int,
+        timing: Timing,
     ) -> None:
         try:
+            async with self._processing:
+                batch = await self._process(records, now)
+                self.table.stage(batch.states)  # the next batch reads them before this commit stores them
+            processed.set_result(None)
             if previous is not None:
                 await previous
             await self.commit.commit(batch, now)
@@ -111,6 +138,21 @@ class BatchPipeline:
             logging.shutdown()
             os._exit(COMMIT_FAILED_EXIT)
         self.committed(batch, now, timing)
+
+    async def _process(self, records: list[Record], now: int) -> Batch:
+        """The batch processed, with the event loop let run every ``SLICE`` seconds: the previous
+        batch's commit goes on meanwhile (its acknowledgements read, its outputs sent) instead of
+        waiting for the whole of this batch. Nothing else processes records meanwhile (the fetch
+        loop waits for ``handle``), nor re-indexes the partitions (``between_batches``)."""
+        run = self.processor.start(now)
+        clock = time.perf_counter
+        due = clock() + SLICE
+        for record in records:
+            run.add(record)
+            if clock() >= due:
+                await asyncio.sleep(0)
+                due = clock() + SLICE
+        return run.finish()
 
     async def _commit_offsets(self) -> None:
         """Only ever called from the chain of batches: one offset commit at a time, in order."""

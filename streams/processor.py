@@ -1,11 +1,12 @@
 """One batch of input records -> state writes and outputs. The agent's logic, without Faust.
 
-The Faust agent (``streams/app.py``) hands a batch of raw records to ``BatchProcessor.process``
-and then performs what it returns: table writes, tag changes, tasks, dead letters and re-routed
-records. Keeping this synchronous and free of Faust means: a batch is applied atomically with
-respect to the event loop (no other coroutine can touch a customer mid-batch), each customer's
-state is encoded once per batch however many of its events the batch holds (and decoded only when
-it is not in the cache of recently used states), and the logic is tested without a broker.
+The worker (``streams/pipeline.py``) starts a ``BatchRun``, adds the batch's raw records to it one
+by one, finishes it, and then performs what it returns: table writes, tag changes, tasks, dead
+letters and re-routed records (``BatchProcessor.process`` does all three steps at once). Keeping
+this synchronous and free of Faust means: each customer's state is encoded once per batch however
+many of its events the batch holds (and decoded only when it is not in the cache of recently used
+states), and the logic is tested without a broker. One run at a time: the pipeline starts the next
+only after ``finish``.
 """
 
 from __future__ import annotations
@@ -112,35 +113,16 @@ class BatchProcessor:
         self.censuses: dict[int, Census] = {}
 
     def process(self, records: Iterable[Record], now: int) -> Batch:
-        run = _Run(self, Batch(), now)
-        read = run.batch.read
+        """One batch at once: what ``start``, ``BatchRun.add`` for each record and ``finish`` give."""
+        run = self.start(now)
         for record in records:
-            read[record.topic] = read.get(record.topic, 0) + 1
-            if record.topic == TICKS:
-                run.tick(record.partition)
-            else:
-                run.apply(record)
-        changes: dict[str, list[TagChange]] = defaultdict(list)
-        for change in run.batch.changes:
-            changes[change.customer_id].append(change)
-        for customer_id, state in run.states.items():
-            home = run.homes[customer_id]
-            writes = run.batch.states.setdefault(home, {})
-            writes[customer_id.encode()] = encode_state(state)
-            if customer_id in changes:
-                run.batch.changed.append(state)
-                audience = _of(self.audiences, home, Audience)
-                for change in changes[customer_id]:
-                    audience.move(change.from_tag, change.to_tag, change.effective_at)
-                    _append_step(writes, change)
-            _of(self.deadlines, home, DeadlineIndex).set(customer_id, state.next_deadline)
-            self.cache.put(home, state)
-            self._count(home, customer_id, state, run.channels_before)
-        for home, writes in run.batch.states.items():
-            moved = self.audiences.get(home)
-            for day, figures in moved.take_dirty().items() if moved is not None else ():
-                writes[audience_key(home, day)] = encode_audience_day(figures)
-        return run.batch
+            run.add(record)
+        return run.finish()
+
+    def start(self, now: int) -> BatchRun:
+        """A batch to process record by record (``add``), at engine time ``now``; nothing of it is
+        visible outside the run until ``finish``."""
+        return BatchRun(self, now)
 
     def _count(self, partition: int, customer_id: str, state: CustomerState, before: dict[str, str | None]) -> None:
         census = _of(self.censuses, partition, Census)
@@ -214,16 +196,54 @@ def _append_step(writes: dict[bytes, bytes | None], change: TagChange) -> None:
         writes[history_key(change.customer_id, change.seq - KEEP_STEPS)] = None
 
 
-class _Run:
-    """The working state of one ``process`` call: customers touched so far and the outputs."""
+class BatchRun:
+    """One batch in the making: the customers it touched so far and its outputs. ``add`` each
+    record, then ``finish``, which encodes the touched customers and brings the deadline index,
+    audiences, census and cache up to date with them. States are changed in place (the cache holds
+    the very objects), and a tick pops the deadlines it fires as it goes."""
 
-    def __init__(self, processor: BatchProcessor, batch: Batch, now: int) -> None:
+    def __init__(self, processor: BatchProcessor, now: int) -> None:
         self.processor = processor
-        self.batch = batch
+        self.batch = Batch()
         self.now = now
         self.states: dict[str, CustomerState] = {}
         self.homes: dict[str, int] = {}
         self.channels_before: dict[str, str | None] = {}  # of customers known before this batch
+
+    def add(self, record: Record) -> None:
+        """Apply one input record (an event, or a tick of its partition)."""
+        read = self.batch.read
+        read[record.topic] = read.get(record.topic, 0) + 1
+        if record.topic == TICKS:
+            self.tick(record.partition)
+        else:
+            self.apply(record)
+
+    def finish(self) -> Batch:
+        """Encode every customer the batch touched, once, with its history steps and the moved
+        audience figures; update the deadline index, the cache and the census. Returns the batch."""
+        processor, batch = self.processor, self.batch
+        changes: dict[str, list[TagChange]] = defaultdict(list)
+        for change in batch.changes:
+            changes[change.customer_id].append(change)
+        for customer_id, state in self.states.items():
+            home = self.homes[customer_id]
+            writes = batch.states.setdefault(home, {})
+            writes[customer_id.encode()] = encode_state(state)
+            if customer_id in changes:
+                batch.changed.append(state)
+                audience = _of(processor.audiences, home, Audience)
+                for change in changes[customer_id]:
+                    audience.move(change.from_tag, change.to_tag, change.effective_at)
+                    _append_step(writes, change)
+            _of(processor.deadlines, home, DeadlineIndex).set(customer_id, state.next_deadline)
+            processor.cache.put(home, state)
+            processor._count(home, customer_id, state, self.channels_before)
+        for home, writes in batch.states.items():
+            moved = processor.audiences.get(home)
+            for day, figures in moved.take_dirty().items() if moved is not None else ():
+                writes[audience_key(home, day)] = encode_audience_day(figures)
+        return batch
 
     def apply(self, record: Record) -> None:
         batch, now = self.batch, self.now

@@ -13,6 +13,7 @@ from aiokafka.structs import TopicPartition
 from connectors.partitioning import partition_for
 from rules.catalog import load_default_catalog
 from state.times import format_timestamp, wall_clock
+from streams import pipeline as pipeline_module
 from streams.pipeline import BatchPipeline, Timing
 from streams.processor import Batch, BatchProcessor, Record
 from tests.eventually import eventually
@@ -41,13 +42,17 @@ class SlowCommit:
 
 
 class Table:
-    def __init__(self) -> None:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
         self.staged: dict[int, dict[bytes, bytes | None]] = {}
+        self.read_once = asyncio.Event()
 
     def read(self, partition: int, key: bytes) -> bytes | None:
+        self.read_once.set()
         return self.staged.get(partition, {}).get(key)
 
     def stage(self, writes: dict[int, dict[bytes, bytes | None]]) -> None:
+        self.log.append(f"processed: {sum(map(len, writes.values()))} writes")
         for partition, entries in writes.items():
             self.staged.setdefault(partition, {}).update(entries)
 
@@ -71,7 +76,7 @@ def login(customer: str) -> Record:
 
 
 def pipeline(log: list[str]) -> tuple[BatchPipeline, SlowCommit, Table]:
-    table, commit, consumer = Table(), SlowCommit(log), Consumer(log)
+    table, commit, consumer = Table(log), SlowCommit(log), Consumer(log)
     processor = BatchProcessor(load_default_catalog(), PARTITIONS, table.read)
 
     def committed(batch: Batch, now: int, timing: Timing) -> None:
@@ -88,14 +93,18 @@ async def test_a_batch_is_computed_while_the_previous_one_commits_and_commits_st
     second = asyncio.ensure_future(batches.handle([login("c2")], {INPUT: 2, GONE: 5}, 0.0))
     await asyncio.sleep(0.01)
     assert not second.done(), "back pressure: one commit waits behind the one in flight"
-    assert log == ["commit 0 started"], "the second commit starts only after the first is done"
+    assert [line for line in log if line.startswith("commit")] == ["commit 0 started"], (
+        "the second commit starts only after the first is done"
+    )
     commit.release[0].set()
     await second
     await asyncio.sleep(0.01)
-    assert log[:4] == ["commit 0 started", "commit 0 done", "offsets [(0, 1)]", "after commit: 2 changes"]
+    committed = [line for line in log if not line.startswith("processed")]
+    assert committed[:4] == ["commit 0 started", "commit 0 done", "offsets [(0, 1)]", "after commit: 2 changes"]
     commit.release[1].set()
     await batches.finish()
-    assert log[4:] == ["commit 1 started", "commit 1 done", "offsets [(0, 2)]", "after commit: 2 changes"], (
+    committed = [line for line in log if not line.startswith("processed")]
+    assert committed[4:] == ["commit 1 started", "commit 1 done", "offsets [(0, 2)]", "after commit: 2 changes"], (
         "offsets only of partitions still assigned, after their batch"
     )
 
@@ -123,3 +132,37 @@ async def test_while_batches_keep_coming_offsets_wait_for_the_next_offset_commit
     await batches.finish()
     offsets = [line for line in log if line.startswith("offsets")]
     assert offsets == ["offsets [(0, 1)]", "offsets [(0, 3)]"], "the last batch commits everything committed so far"
+
+
+async def test_a_commit_goes_on_while_the_next_batch_is_processed(monkeypatch: Any) -> None:
+    monkeypatch.setattr(pipeline_module, "SLICE", 0.0)  # a turn of the event loop after every record
+    log: list[str] = []
+    batches, commit, _ = pipeline(log)
+    await batches.handle([login("c1")], {INPUT: 1}, 0.0)
+    await eventually(lambda: commit.release, what="the first commit started")
+    commit.release[0].set()  # its acknowledgement is in: what is left needs the event loop to run
+    await batches.handle([login(f"c{n}") for n in range(2, 12)], {INPUT: 11}, 0.0)
+    second_processed = [n for n, line in enumerate(log) if line.startswith("processed")][1]
+    assert log.index("commit 0 done") < second_processed, (
+        "the first commit finished while the second batch was being processed, not after it"
+    )
+    commit.release[1].set()
+    await batches.finish()
+
+
+async def test_nothing_changes_what_processing_reads_in_the_middle_of_a_batch(monkeypatch: Any) -> None:
+    monkeypatch.setattr(pipeline_module, "SLICE", 0.0)
+    log: list[str] = []
+    batches, commit, table = pipeline(log)
+
+    async def reindex() -> None:
+        async with batches.between_batches():
+            log.append("re-indexed")
+
+    processing = asyncio.ensure_future(batches.handle([login(f"c{n}") for n in range(10)], {INPUT: 10}, 0.0))
+    await table.read_once.wait()  # the batch has read its first customer: it is being processed
+    await reindex()
+    await processing
+    assert log.index("processed: 36 writes") < log.index("re-indexed"), "the re-indexing waited for the batch"
+    commit.release[0].set()
+    await batches.finish()
