@@ -10,6 +10,7 @@ import sys
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from connectors.changelog import changelog_topic
 from tests.conftest import ROOT, Services
 from tests.streams.harness import unique_name
 
@@ -21,7 +22,7 @@ async def test_redis_sync_with_redis_unreachable_says_so_in_one_line_and_exits_1
     admin = AIOKafkaAdminClient(bootstrap_servers=services.kafka)
     await admin.start()
     try:  # a (still empty) changelog to read: redis-sync reaches Redis after it
-        await admin.create_topics([NewTopic(f"{app_id}-customers-changelog", 1, 1)])
+        await admin.create_topics([NewTopic(changelog_topic(app_id), 1, 1)])
     finally:
         await admin.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAGENGINE_")}
