@@ -120,8 +120,7 @@ class BatchProcessor:
         return run.finish()
 
     def start(self, now: int) -> BatchRun:
-        """A batch to process record by record (``add``), at engine time ``now``; nothing of it is
-        visible outside the run until ``finish``."""
+        """A batch to process at engine time ``now``: ``add`` its records one by one, then ``finish``."""
         return BatchRun(self, now)
 
     def _count(self, partition: int, customer_id: str, state: CustomerState, before: dict[str, str | None]) -> None:
@@ -215,9 +214,9 @@ class BatchRun:
         read = self.batch.read
         read[record.topic] = read.get(record.topic, 0) + 1
         if record.topic == TICKS:
-            self.tick(record.partition)
+            self._tick(record.partition)
         else:
-            self.apply(record)
+            self._event(record)
 
     def finish(self) -> Batch:
         """Encode every customer the batch touched, once, with its history steps and the moved
@@ -245,7 +244,7 @@ class BatchRun:
                 writes[audience_key(home, day)] = encode_audience_day(figures)
         return batch
 
-    def apply(self, record: Record) -> None:
+    def _event(self, record: Record) -> None:
         batch, now = self.batch, self.now
         try:
             event = parse_event(record.topic, record.value, now)
@@ -274,7 +273,7 @@ class BatchRun:
             self.states[event.customer_id] = state
             self.homes[event.customer_id] = home
 
-    def tick(self, partition: int) -> None:
+    def _tick(self, partition: int) -> None:
         """A tick: fire the partition's due deadlines, oldest first, then re-evaluate customers
         a previous catalog evaluated; at most a timer batch of each."""
         index = self.processor.deadlines.get(partition)
