@@ -277,11 +277,10 @@ class Engine:
         if catalog.version == self.catalog.version:
             return
         log.info("catalog %s (%s) replaces %s", catalog.name, catalog.version, self.catalog.version)
-        async with self.pipeline.between_batches():
-            self.catalog = self.processor.catalog = catalog
         self.metrics.catalog_switches.inc()
         await self.finish_commits()  # the rebuild reads the local store, which commits write
-        async with self.pipeline.between_batches():
+        async with self.pipeline.between_batches():  # a batch sees one catalog from start to end
+            self.catalog = self.processor.catalog = catalog
             self._rebuild(f"catalog {catalog.version}")
 
     # -- stalled partitions --
