@@ -307,8 +307,7 @@ def test_an_explanation_shows_the_weekday() -> None:
 
 
 def channel_login(at: int, channel: str | None, *, event_id: str | None = None) -> LoginEvent:
-    template = login(at, event_id=event_id)
-    return LoginEvent(template.event_id, template.customer_id, at, channel)
+    return login(at, channel=channel, event_id=event_id)
 
 
 def logged_in(*events: LoginEvent, now: int) -> CustomerState:

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from event_factories import day, followup, login, order, profile, refund
+from builders import day, followup, login, order, profile, refund
 
 from connectors.generator import demo_events
 from rules.catalog import load_default_catalog
@@ -53,7 +53,7 @@ def full_state() -> CustomerState:
         refund("o3", day(321)),
         followup(day(330), "negotiating", rep="rep-42"),
         followup(day(370), "quoted", rep="rep-43"),
-        login(day(400)),
+        login(day(400), channel="web"),
         profile(
             day(400),
             owner_rep="rep-1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from event_factories import day, followup, login, order, profile, refund
+from builders import day, followup, login, order, profile, refund
 
 from state.customer import (
     RECENT_EVENT_IDS,

@@ -1,7 +1,8 @@
-"""Small builders for events, customers and engine runs, shared by the rules tests.
+"""Small builders for events, customers and engine runs: the one builders module of the tests.
 
 Times are integer microseconds (``state.times``): ``day(30)`` is 30 days after ``T0``, and
-``day(30) - 1`` is one microsecond before that. Events get fresh ids unless one is given.
+``day(30) - 1`` is one microsecond before that. Events are of customer ``CUSTOMER`` and get fresh
+ids unless others are given.
 """
 
 from __future__ import annotations
@@ -56,10 +57,13 @@ def order(
     order_id: str | None = None,
     coupon: bool = False,
     items: Iterable[Item] = (),
+    new_product: bool = False,
     customer: str = CUSTOMER,
     event_id: str | None = None,
 ) -> OrderEvent:
-    """A paid order."""
+    """A paid order of ``items`` (none by default); ``new_product`` adds a new-product item."""
+    if new_product:
+        items = (*items, item(new_product=True))
     return OrderEvent(
         event_id=_event_id(event_id),
         customer_id=customer,
@@ -90,8 +94,8 @@ def refund(paid: OrderEvent | str, at: int, *, customer: str = CUSTOMER, event_i
     )
 
 
-def login(at: int, *, customer: str = CUSTOMER, event_id: str | None = None) -> LoginEvent:
-    return LoginEvent(event_id=_event_id(event_id), customer_id=customer, occurred_at=at, channel="app")
+def login(at: int, *, channel: str | None = "app", customer: str = CUSTOMER, event_id: str | None = None) -> LoginEvent:
+    return LoginEvent(event_id=_event_id(event_id), customer_id=customer, occurred_at=at, channel=channel)
 
 
 def followup(
