@@ -39,6 +39,7 @@ from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from tests.conftest import ROOT, Services
 from tests.eventually import eventually
+from tests.ports import free_port
 from tests.test_readme import ANALYST, ANALYST_EXPLAIN, WHILE_RUNNING, assert_shows, readme_block, steps
 
 pytestmark = pytest.mark.integration
@@ -79,12 +80,6 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def default_group_busy(kafka: str) -> bool:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import orjson
@@ -22,6 +19,7 @@ from state.customer import CustomerState, TagState
 from state.times import DAY, format_timestamp, parse_timestamp
 from tests.conftest import Services
 from tests.eventually import eventually
+from tests.private_redis import PrivateRedis
 
 pytestmark = pytest.mark.integration
 
@@ -194,54 +192,11 @@ async def test_removed_tags_leave_hash_and_set(projection: RedisProjection, db: 
     assert await members(client, prefix, "active") == set()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class ThrowawayRedis:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        server = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.process = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            assert self.process.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not answer"
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
 @pytest.fixture
-def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis(tmp_path)
-    server.start()
+async def throwaway_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    """A Redis of the test's own, keeping nothing on disk: started again, it is empty."""
+    server = PrivateRedis(tmp_path / "redis")
+    await server.start()
     try:
         yield server
     finally:
@@ -281,7 +236,7 @@ def layout(snapshots: Iterable[Snapshot], prefix: str = "tagengine") -> dict[str
     return out
 
 
-async def test_engine_keeps_accepting_while_redis_is_down_and_catches_up(throwaway_redis: ThrowawayRedis) -> None:
+async def test_engine_keeps_accepting_while_redis_is_down_and_catches_up(throwaway_redis: PrivateRedis) -> None:
     p = RedisProjection(throwaway_redis.url, retry_seconds=0.02, max_retry_seconds=0.2)
     client = aioredis.Redis.from_url(throwaway_redis.url)
     p.start()
@@ -308,7 +263,7 @@ async def test_engine_keeps_accepting_while_redis_is_down_and_catches_up(throwaw
         assert p.lag_seconds() > 0
 
         # Same port; empty, as it keeps nothing on disk: everything written before is gone.
-        throwaway_redis.start()
+        await throwaway_redis.start()
         await client.connection_pool.disconnect()  # the test's own client: its connection died
         await caught_up(p)
         assert p.errors > 0 and p.lag_seconds() == 0.0 and p.written == 400
@@ -318,7 +273,7 @@ async def test_engine_keeps_accepting_while_redis_is_down_and_catches_up(throwaw
         await client.aclose()
 
 
-async def test_outage_without_restart_loses_nothing(throwaway_redis: ThrowawayRedis, tmp_path: Path) -> None:
+async def test_outage_without_restart_loses_nothing(throwaway_redis: PrivateRedis, tmp_path: Path) -> None:
     """Redis unreachable but keeping its data (here: paused with SIGSTOP, then timeouts)."""
     p = RedisProjection(throwaway_redis.url, retry_seconds=0.02, max_retry_seconds=0.2, socket_timeout=0.3)
     client = aioredis.Redis.from_url(throwaway_redis.url)

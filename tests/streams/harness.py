@@ -13,10 +13,8 @@ import contextlib
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -30,6 +28,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from streams.customer_table import CustomerTable
+from tests.eventually import eventually
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,12 +42,6 @@ def customer_table_in(folder: Path, buffer_size: int = 1000) -> CustomerTable:
                           beacon=app.tables.beacon, recovery_buffer_size=buffer_size)
     app.tables.add(table)
     return table
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def unique_name(prefix: str = "t") -> str:
@@ -90,19 +84,24 @@ class Worker:
             return error.code, error.read()
 
     async def ready(self, timeout: float = 90) -> None:
-        """Until /health says the worker has recovered its table and is processing."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Until /health says the worker has recovered its table and is processing; fails at once,
+        with the tail of its log, if the process exits meanwhile."""
+        last = "no answer yet"
+
+        async def healthy() -> bool:
+            nonlocal last
             if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                status, _ = await asyncio.to_thread(self.get, "/health")
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"worker not ready after {timeout} s:\n{self.log_tail()}")
+                status, body = await asyncio.to_thread(self.get, "/health")
+            except OSError as error:  # not listening yet
+                last = repr(error)
+                return False
+            last = f"{status} {body[:200]!r}"
+            return status == 200
+
+        await eventually(healthy, timeout, what=f"{self.name}: GET /health answers 200", interval=0.2,
+                         detail=lambda: f"last /health answer: {last}\n{self.log_tail()}")
 
     async def shows_metrics(self, *lines: bytes) -> bool:
         """Whether /metrics holds every one of these lines (counters move once a batch commits)."""
@@ -276,21 +275,27 @@ class Collector:
             bootstrap_servers=self.kafka, auto_offset_reset="earliest", enable_auto_commit=False
         )
         await self._consumer.start()
-        partitions = await self._wait_for_partitions()
-        self._consumer.assign([TopicPartition(self.topic, p) for p in partitions])
-        await self._consumer.seek_to_beginning()
+        try:
+            partitions = await self._wait_for_partitions()
+            self._consumer.assign([TopicPartition(self.topic, p) for p in partitions])
+            await self._consumer.seek_to_beginning()
+        except BaseException:  # no __aexit__ then: stop the consumer here, or it outlives the test
+            await self._consumer.stop()
+            raise
         self._task = asyncio.create_task(self._run())
         return self
 
     async def _wait_for_partitions(self) -> set[int]:
-        assert self._consumer is not None
-        for _ in range(300):
-            partitions = self._consumer.partitions_for_topic(self.topic)
-            if partitions:
-                return partitions
-            await self._consumer._client.force_metadata_update()
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"topic {self.topic} never appeared")
+        consumer = self._consumer
+        assert consumer is not None
+
+        async def partitions() -> set[int] | None:
+            found = consumer.partitions_for_topic(self.topic)
+            if not found:
+                await consumer._client.force_metadata_update()
+            return found
+
+        return await eventually(partitions, 30, what=f"topic {self.topic} appeared", interval=0.1)
 
     async def _run(self) -> None:
         assert self._consumer is not None
@@ -302,14 +307,9 @@ class Collector:
     async def wait_for(
         self, condition: Callable[[list[dict[str, object]]], bool], timeout: float = 60, what: str = ""
     ) -> list[dict[str, object]]:
-        deadline = time.monotonic() + timeout
-        while not condition(self.messages):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{self.topic}: condition {what!r} not met in {timeout} s; got {len(self.messages)}: "
-                    f"{self.messages[-5:]}"
-                )
-            await asyncio.sleep(0.05)
+        """The messages read so far, once ``condition`` holds of them; fails with the last ones."""
+        await eventually(lambda: condition(self.messages), timeout, what=f"{self.topic}: condition {what!r}",
+                         detail=lambda: f"got {len(self.messages)}: {self.messages[-5:]}")
         return self.messages
 
     async def __aexit__(self, *exc: object) -> None:

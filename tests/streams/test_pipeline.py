@@ -91,15 +91,19 @@ async def test_a_batch_is_computed_while_the_previous_one_commits_and_commits_st
     await batches.handle([login("c1")], {INPUT: 1}, 0.0)  # returns at once: nothing waits before it
     assert table.staged, "the next batch reads what this one wrote before it is stored"
     second = asyncio.ensure_future(batches.handle([login("c2")], {INPUT: 2, GONE: 5}, 0.0))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: sum(line.startswith("processed") for line in log) == 2, what="the second batch processed")
     assert not second.done(), "back pressure: one commit waits behind the one in flight"
     assert [line for line in log if line.startswith("commit")] == ["commit 0 started"], (
         "the second commit starts only after the first is done"
     )
     commit.release[0].set()
     await second
-    await asyncio.sleep(0.01)
-    committed = [line for line in log if not line.startswith("processed")]
+
+    def committed_so_far() -> list[str]:
+        return [line for line in log if not line.startswith("processed")]
+
+    await eventually(lambda: len(committed_so_far()) >= 4, what="the first batch's commit, offsets and callback")
+    committed = committed_so_far()
     assert committed[:4] == ["commit 0 started", "commit 0 done", "offsets [(0, 1)]", "after commit: 2 changes"]
     commit.release[1].set()
     await batches.finish()

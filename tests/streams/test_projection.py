@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -20,51 +19,17 @@ from redis.exceptions import RedisError
 from state.times import format_timestamp
 from tests.conftest import Services
 from tests.eventually import eventually
-from tests.streams.harness import ROOT, Collector, Worker, free_port, produce, unique_name, worker_env
+from tests.private_redis import PrivateRedis
+from tests.streams.harness import ROOT, Collector, Worker, produce, unique_name, worker_env
 
 pytestmark = pytest.mark.integration
 
 
-class RedisServer:
-    """A private redis-server that can be stopped and started again with its data (AOF)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        folder.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start, and return once it accepts connections."""
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
+async def redis_server(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    """A Redis of the test's own that keeps its data (AOF) when stopped and started again."""
+    server = PrivateRedis(tmp_path / "redis", keep_data=True)
+    await server.start()
     try:
         yield server
     finally:
@@ -72,7 +37,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-async def worker(services: Services, redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Worker]:
+async def worker(services: Services, redis_server: PrivateRedis, tmp_path: Path) -> AsyncIterator[Worker]:
     env = worker_env(services.kafka, unique_name() + "-", tmp_path / "w", REDIS_URL=redis_server.url)
     process = Worker(env, tmp_path / "w").start()
     try:
@@ -128,7 +93,7 @@ async def converge(worker: Worker, url: str, customers: list[str], timeout: floa
 
 
 async def test_projection_follows_the_state_and_catches_up_after_redis_comes_back(
-    worker: Worker, redis_server: RedisServer
+    worker: Worker, redis_server: PrivateRedis
 ) -> None:
     customers = [f"p{n:02d}" for n in range(30)]
     prefix = worker.env["TAGENGINE_TOPIC_PREFIX"]
@@ -143,7 +108,7 @@ async def test_projection_follows_the_state_and_catches_up_after_redis_comes_bac
         await eventually(lambda: worker.shows_metrics(b"tagengine_projection_pending 30.0"),
                          what="30 snapshots held, not lost, while Redis is away")
 
-        redis_server.start()
+        await redis_server.start()
         await converge(worker, redis_server.url, customers)
     members = await _members(worker, redis_server.url, "potential_high_value")
     assert members == set(customers)
@@ -161,19 +126,19 @@ async def tagged(worker: Worker, url: str, name: str) -> list[str]:
 
 
 async def test_redis_restarted_empty_is_noticed_and_the_projection_written_again(
-    worker: Worker, redis_server: RedisServer
+    worker: Worker, redis_server: PrivateRedis
 ) -> None:
     customers = await tagged(worker, redis_server.url, "e")
     redis_server.stop()
     shutil.rmtree(redis_server.folder)
     redis_server.folder.mkdir()
-    redis_server.start()
+    await redis_server.start()
     await converge(worker, redis_server.url, customers)  # no new event: the worker noticed by itself
     assert await _members(worker, redis_server.url, "new") == set(customers)
 
 
 async def test_redis_sync_rebuilds_the_projection_from_the_changelog(
-    worker: Worker, redis_server: RedisServer
+    worker: Worker, redis_server: PrivateRedis
 ) -> None:
     customers = await tagged(worker, redis_server.url, "s")
     expected = await engine_view(worker, customers)
