@@ -22,6 +22,11 @@ own structures. CPython's collector has two ways of hurting that:
 
 ``gc.freeze()`` moves what exists once the worker is built (modules, Faust, the catalog) out of
 the collector's sight for good: it is never garbage, and full collections do not walk it.
+Freezing again after every batch was tried (what outlives a batch is then not walked again by the
+middle collections): through ``BatchProcessor`` on 300,000 live events, 1.20-1.35 s of collection
+against 1.71-2.09 s. But the worker showed no difference, either in CPU at 6,500 events/s (median
+0.70 of a core against 0.71, five alternating pairs) or in backlog rates (two pairs). So it was
+not kept.
 """
 
 from __future__ import annotations
