@@ -7,7 +7,13 @@ count and amount threshold at the value that does not qualify and the one that d
 from __future__ import annotations
 
 import pytest
-from builders import (
+
+from rules.engine import decide_tags
+from state.codec import encode_state
+from state.customer import CustomerState, Outcome
+from state.events import OrderEvent
+from state.times import DAY
+from tests.builders import (
     Customer,
     day,
     default_catalog,
@@ -21,12 +27,6 @@ from builders import (
     refund,
     replay,
 )
-
-from rules.engine import decide_tags
-from state.codec import encode_state
-from state.customer import CustomerState, Outcome
-from state.events import OrderEvent
-from state.times import DAY
 
 US = 1  # one microsecond
 

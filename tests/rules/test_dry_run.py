@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builders import Customer, day, default_catalog, order
-
 from rules.catalog import Catalog, parse_catalog
 from rules.dry_run import SAMPLES, DryRun, dry_run
 from rules.engine import reevaluate
+from tests.builders import Customer, day, default_catalog, order
 
 DEFAULT = Path(__file__).resolve().parents[2] / "rules" / "default_catalog.yaml"
 

@@ -6,7 +6,6 @@ import dataclasses
 from decimal import Decimal
 
 import pytest
-from builders import Customer, day, default_catalog, followup, generated, item, login, order, refund
 
 import rules.explain
 from rules.catalog import parse_catalog
@@ -25,6 +24,7 @@ from rules.facts import DURATION, NUMBER, STRING, TAGSET, TIME
 from state.codec import encode_state
 from state.customer import CustomerState
 from state.times import DAY, HOUR, MINUTE
+from tests.builders import Customer, day, default_catalog, followup, generated, item, login, order, refund
 
 
 def tag(explanation: Explanation, name: str) -> TagExplanation:

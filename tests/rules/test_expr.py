@@ -5,11 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from builders import day
 
 from rules.expr import Condition, Context, Dimension, Evaluated, ExprError, compile_condition, tokenize
 from state.customer import CustomerState, LatestFollowup, Order
 from state.times import DAY
+from tests.builders import day
 
 DIMENSIONS = {
     "lifecycle": Dimension(True, frozenset({"prospect", "new", "growing", "mature"})),

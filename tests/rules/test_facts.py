@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from builders import day, default_catalog, generated
-
 from rules.engine import process_event
 from rules.facts import FACTS, WINDOWS, deadline_windows, in_window
 from state.customer import CustomerState, RejectedEvent, apply_event
 from state.times import DAY
+from tests.builders import day, default_catalog, generated
 
 NOW = day(400)
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from builders import day, default_catalog, generated
-
 from rules.expr import Context, Dimension, compile_condition
 from state.customer import CustomerState, RejectedEvent, apply_event
 from state.times import DAY
+from tests.builders import day, default_catalog, generated
 
 DIMENSIONS = {
     "lifecycle": Dimension(True, frozenset({"prospect", "new", "growing", "mature"})),

@@ -10,7 +10,6 @@ from textwrap import dedent
 from zoneinfo import ZoneInfo
 
 import pytest
-from builders import Customer, day, login, profile, replay
 
 from rules.catalog import Catalog, CatalogError, parse_catalog
 from rules.engine import EVENT, TIMER, next_deadline
@@ -21,6 +20,7 @@ from rules.vocabulary import to_text, vocabulary
 from state.customer import MAX_LOGINS, CustomerState, apply_event
 from state.events import LoginEvent, ProfileEvent
 from state.times import DAY, HOUR, YEAR, format_duration, parse_duration, parse_timestamp
+from tests.builders import Customer, day, login, profile, replay
 
 US = 1
 
@@ -306,10 +306,6 @@ def test_an_explanation_shows_the_weekday() -> None:
 # 4. logins over a window, optionally through one channel
 
 
-def channel_login(at: int, channel: str | None, *, event_id: str | None = None) -> LoginEvent:
-    return login(at, channel=channel, event_id=event_id)
-
-
 def logged_in(*events: LoginEvent, now: int) -> CustomerState:
     state = CustomerState("c1")
     for event in events:
@@ -325,8 +321,8 @@ def test_logins_counts_the_logins_younger_than_the_window() -> None:
 
 
 def test_logins_through_one_channel_count_only_that_channel() -> None:
-    state = logged_in(channel_login(day(1), "app"), channel_login(day(2), "web"), channel_login(day(3), None),
-                      channel_login(day(4), "app"), now=day(5))
+    state = logged_in(login(day(1), channel="app"), login(day(2), channel="web"), login(day(3), channel=None),
+                      login(day(4), channel="app"), now=day(5))
     assert value('logins(30d, "app")', state, day(5)) == 2
     assert value('logins(30d, "web")', state, day(5)) == 1
     assert value('logins(30d, "mini_program")', state, day(5)) == 0
@@ -361,8 +357,8 @@ def test_frequent_user_leaves_at_the_moment_a_login_leaves_the_window_live_and_i
 
 def test_a_channel_window_flips_live_and_in_replay_alike() -> None:
     probe = catalog('logins(7d, "app") >= 2 and logins(30d) >= 3')
-    events = [channel_login(day(0), "web"), channel_login(day(1), "app"), channel_login(day(3), "app"),
-              channel_login(day(40), "web")]
+    events = [login(day(0), channel="web"), login(day(1), channel="app"), login(day(3), channel="app"),
+              login(day(40), channel="web")]
     live = Customer(*events, catalog=probe)
     _, replayed = replay(*events, catalog=probe)
     expected = [("hit", day(3)), (None, day(8))]
@@ -398,7 +394,7 @@ def test_logins_is_typed(source: str, message: str) -> None:
 
 def test_an_explanation_shows_the_login_counts() -> None:
     probe = catalog('logins(30d) >= 2 and logins(30d, "app") >= 1')
-    state = logged_in(channel_login(day(1), "app"), channel_login(day(2), "web"), now=day(2))
+    state = logged_in(login(day(1), channel="app"), login(day(2), channel="web"), now=day(2))
     explained = explain(probe, state, day(3)).dimensions[0].tags[0]
     assert explained.holds
     shown = {v.expression: v.value for v in explained.values}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from builders import Customer, day, followup, login, order, profile
-
 from rules.engine import Task, resolve_assignee
 from state.customer import CustomerState, LatestFollowup
 from state.times import DAY
+from tests.builders import Customer, day, followup, login, order, profile
 
 
 def _tasks(customer: Customer) -> list[Task]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from builders import (
+
+from rules.engine import CATALOG, EVENT, TIMER, fire_deadlines, next_deadline, reevaluate
+from state.customer import CustomerState
+from tests.builders import (
     Customer,
     day,
     default_catalog,
@@ -15,9 +18,6 @@ from builders import (
     refund,
     replay,
 )
-
-from rules.engine import CATALOG, EVENT, TIMER, fire_deadlines, next_deadline, reevaluate
-from state.customer import CustomerState
 
 US = 1
 

@@ -11,13 +11,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from builders import Customer, day, default_catalog, generated, login, moves, order, replay
 
 from rules.catalog import Catalog, parse_catalog
 from rules.engine import CATALOG, EVENT, EXPIRED, TIMER, fire_deadlines, next_deadline, process_event, reevaluate
 from state.codec import decode_state, encode_state
 from state.customer import CustomerState
 from state.times import DAY
+from tests.builders import Customer, day, default_catalog, generated, login, moves, order, replay
 
 US = 1
 

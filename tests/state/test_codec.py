@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from builders import day, followup, login, order, profile, refund
 
 from connectors.generator import demo_events
 from rules.catalog import load_default_catalog
@@ -27,6 +26,7 @@ from state.codec import (
 from state.customer import MAX_LOGINS, RECENT_EVENT_IDS, CustomerState, Login, TagState, apply_event
 from state.events import Event, parse_event
 from state.times import DAY, SECOND
+from tests.builders import day, followup, login, order, profile, refund
 
 
 def _uid(*parts: object) -> str:

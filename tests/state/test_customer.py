@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from builders import day, followup, login, order, profile, refund
 
 from state.customer import (
     RECENT_EVENT_IDS,
@@ -17,6 +16,7 @@ from state.customer import (
     short_hash,
 )
 from state.events import Event
+from tests.builders import day, followup, login, order, profile, refund
 
 US = 1
 
