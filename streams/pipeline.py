@@ -52,8 +52,9 @@ batch is processed, each of those turns waits for a slice. With slices of 2 ms, 
 7,000 events/s showed commits of 20-35 ms where an idle loop took 6-9 ms. Those longer commits made
 longer cycles and larger batches, until the worker fell behind. A turn costs about 2.5 us, so
 0.5 ms slices cost 0.5% of processing. Measured against 2 ms in alternating runs: the latency p99
-at 7,000 events/s was lower in 4 of 5 pairs (medians 265 against 324 ms), 66 against 77 ms at
-6,500 events/s (four pairs), with the same CPU. Backlog rates stayed within the noise (two pairs)."""
+at 7,000 events/s was lower in 4 of 5 pairs (medians 265 against 324 ms); at 6,500 events/s it
+was lower in 4 of 6 pairs, with one tie (medians 72 against 78 ms). CPU was the same, and backlog
+rates stayed within the noise (two pairs)."""
 
 log = logging.getLogger(__name__)
 
