@@ -107,7 +107,7 @@ async def test_a_batch_is_computed_while_the_previous_one_commits_and_commits_st
     assert committed[:4] == ["commit 0 started", "commit 0 done", "offsets [(0, 1)]", "after commit: 2 changes"]
     commit.release[1].set()
     await batches.finish()
-    committed = [line for line in log if not line.startswith("processed")]
+    committed = committed_so_far()
     assert committed[4:] == ["commit 1 started", "commit 1 done", "offsets [(0, 2)]", "after commit: 2 changes"], (
         "offsets only of partitions still assigned, after their batch"
     )
