@@ -14,11 +14,13 @@ milliseconds was added to the latency of the batch before it. Nothing else proce
 re-indexes the partitions in between (``between_batches``).
 
 Only once a batch is committed are its input offsets committed, for the partitions still assigned
-(a revoked partition's next owner reads those records again: duplicates to it): at once when no
-other batch waits behind it, else at most every ``OFFSETS_EVERY`` seconds. Each offset commit is a
-round trip through Faust's consumer thread to the broker, which the next batch's commit would wait
-for; committing less often only means a worker that crashes reads a little more again, and what
-it reads again it recognises as duplicates.
+(a revoked partition's next owner reads those records again: duplicates to it), and at most every
+``OFFSETS_EVERY`` seconds: by the batch that finds them due, or else by a flush chained behind the
+batches when they are (so a quiet stream's last offsets are committed too), and at once by
+``finish`` (before partitions are revoked, the catalog changes or the worker stops). Each offset
+commit is a round trip through Faust's consumer thread to the broker, which the next batch's
+commit would wait for; committing less often only means a worker that crashes reads a little more
+again, and what it reads again it recognises as duplicates.
 
 A commit that fails stops the process at once (exit 70): going on would build new changes on
 states whose outputs never arrived, and a crash is safe - the restarted worker recovers from the
@@ -89,7 +91,8 @@ class BatchPipeline:
         self.committed = committed
         self._in_flight: asyncio.Future[None] | None = None  # the last batch's processing and commit
         self._offsets: dict[Any, int] = {}  # of batches committed, not committed themselves yet
-        self._offsets_due = 0.0  # time.monotonic() from which they are committed even under load
+        self._offsets_due = 0.0  # time.monotonic() from which they are committed
+        self._flush: asyncio.TimerHandle | None = None  # commits them once due, if no batch does
         self._processing = asyncio.Lock()
 
     async def handle(self, records: list[Record], offsets: dict[Any, int], oldest: float) -> None:
@@ -116,10 +119,12 @@ class BatchPipeline:
         return self._processing
 
     async def finish(self) -> None:
-        """Until every batch handled so far is committed, and its input offsets too (the last
-        batch of the chain always commits them)."""
+        """Until every batch handled so far is committed, and its input offsets too."""
         work = self._in_flight
-        if work is not None and not work.done():
+        if work is not None:
+            await asyncio.shield(work)
+        work = self._flush_offsets()  # the offsets the last batch left for later
+        if work is not None:
             await asyncio.shield(work)
 
     async def _in_order(
@@ -140,13 +145,13 @@ class BatchPipeline:
                 await previous
             await self.commit.commit(batch, now)
             self._offsets.update(offsets)  # batches commit in order: later offsets are larger
-            if self._in_flight is asyncio.current_task() or time.monotonic() >= self._offsets_due:
+            if time.monotonic() >= self._offsets_due:
                 await self._commit_offsets()
+            elif self._flush is None:
+                delay = self._offsets_due - time.monotonic()
+                self._flush = asyncio.get_running_loop().call_later(delay, self._flush_offsets)
         except Exception as failure:
-            log.critical("batch not committed (%r); stopping the worker (exit %d)", failure, COMMIT_FAILED_EXIT,
-                         exc_info=not isinstance(failure, CommitFailed))
-            logging.shutdown()
-            os._exit(COMMIT_FAILED_EXIT)
+            _stop_worker(failure)
         self.committed(batch, now, timing)
 
     async def _process(self, records: list[Record], now: int) -> Batch:
@@ -164,6 +169,24 @@ class BatchPipeline:
                 due = clock() + SLICE
         return run.finish()
 
+    def _flush_offsets(self) -> asyncio.Future[None] | None:
+        """Chain a commit of the offsets waiting behind the batches in flight; returns the chain."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if self._offsets:
+            self._in_flight = asyncio.ensure_future(self._offsets_after(self._in_flight))
+        return self._in_flight
+
+    async def _offsets_after(self, previous: asyncio.Future[None] | None) -> None:
+        try:
+            if previous is not None:
+                await previous
+            if self._offsets:  # a batch in between may have committed them
+                await self._commit_offsets()
+        except Exception as failure:
+            _stop_worker(failure)
+
     async def _commit_offsets(self) -> None:
         """Only ever called from the chain of batches: one offset commit at a time, in order."""
         offsets, self._offsets = self._offsets, {}
@@ -173,3 +196,10 @@ class BatchPipeline:
         owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
         if owned and await consumer._commit(owned):  # Faust's commit of given offsets
             consumer._committed_offset.update(owned)  # read by the stall watchdog
+
+
+def _stop_worker(failure: Exception) -> None:
+    log.critical("commit failed (%r); stopping the worker (exit %d)", failure, COMMIT_FAILED_EXIT,
+                 exc_info=not isinstance(failure, CommitFailed))
+    logging.shutdown()
+    os._exit(COMMIT_FAILED_EXIT)

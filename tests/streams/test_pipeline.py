@@ -1,6 +1,6 @@
 """The batch pipeline: batches are committed in order, the next is computed meanwhile, and input
-offsets are committed only after their batch, for the partitions still assigned, and while batches
-keep coming at most every ``OFFSETS_EVERY`` seconds."""
+offsets are committed only after their batch, for the partitions still assigned, at most every
+``OFFSETS_EVERY`` seconds, and all of them by ``finish``."""
 
 from __future__ import annotations
 
@@ -85,7 +85,8 @@ def pipeline(log: list[str]) -> tuple[BatchPipeline, SlowCommit, Table]:
     return BatchPipeline(processor, table, commit, lambda: consumer, lambda: {0}, committed), commit, table
 
 
-async def test_a_batch_is_computed_while_the_previous_one_commits_and_commits_stay_in_order() -> None:
+async def test_a_batch_is_computed_while_the_previous_one_commits_and_commits_stay_in_order(monkeypatch: Any) -> None:
+    monkeypatch.setattr(pipeline_module, "OFFSETS_EVERY", 60.0)  # the first batch's offsets only, until finish
     log: list[str] = []
     batches, commit, table = pipeline(log)
     await batches.handle([login("c1")], {INPUT: 1}, 0.0)  # returns at once: nothing waits before it
@@ -108,12 +109,13 @@ async def test_a_batch_is_computed_while_the_previous_one_commits_and_commits_st
     commit.release[1].set()
     await batches.finish()
     committed = committed_so_far()
-    assert committed[4:] == ["commit 1 started", "commit 1 done", "offsets [(0, 2)]", "after commit: 2 changes"], (
-        "offsets only of partitions still assigned, after their batch"
+    assert committed[4:] == ["commit 1 started", "commit 1 done", "after commit: 2 changes", "offsets [(0, 2)]"], (
+        "offsets only of partitions still assigned, after their batch; those left for later by finish"
     )
 
 
-async def test_while_batches_keep_coming_offsets_wait_for_the_next_offset_commit() -> None:
+async def test_while_batches_keep_coming_offsets_wait_for_the_next_offset_commit(monkeypatch: Any) -> None:
+    monkeypatch.setattr(pipeline_module, "OFFSETS_EVERY", 60.0)  # not due again before finish()
     log: list[str] = []
     batches, commit, _ = pipeline(log)
 
@@ -135,7 +137,20 @@ async def test_while_batches_keep_coming_offsets_wait_for_the_next_offset_commit
     commit.release[2].set()
     await batches.finish()
     offsets = [line for line in log if line.startswith("offsets")]
-    assert offsets == ["offsets [(0, 1)]", "offsets [(0, 3)]"], "the last batch commits everything committed so far"
+    assert offsets == ["offsets [(0, 1)]", "offsets [(0, 3)]"], "finish commits the offsets of every batch so far"
+
+
+async def test_the_offsets_of_a_quiet_stream_are_committed_once_due(monkeypatch: Any) -> None:
+    monkeypatch.setattr(pipeline_module, "OFFSETS_EVERY", 0.05)
+    log: list[str] = []
+    batches, commit, _ = pipeline(log)
+    await batches.handle([login("c1")], {INPUT: 1}, 0.0)
+    commit.release[0].set()
+    await eventually(lambda: "offsets [(0, 1)]" in log, what="the first batch's offsets, due at once")
+    await batches.handle([login("c2")], {INPUT: 2}, 0.0)  # no batch comes after this one
+    await eventually(lambda: len(commit.release) >= 2, what="the second commit started")
+    commit.release[1].set()
+    await eventually(lambda: "offsets [(0, 2)]" in log, what="the second batch's offsets, once due")
 
 
 async def test_a_commit_goes_on_while_the_next_batch_is_processed(monkeypatch: Any) -> None:
