@@ -171,9 +171,6 @@ class BatchPipeline:
 
     def _flush_offsets(self) -> asyncio.Future[None] | None:
         """Chain a commit of the offsets waiting behind the batches in flight; returns the chain."""
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
         if self._offsets:
             self._in_flight = asyncio.ensure_future(self._offsets_after(self._in_flight))
         return self._in_flight
@@ -189,6 +186,9 @@ class BatchPipeline:
 
     async def _commit_offsets(self) -> None:
         """Only ever called from the chain of batches: one offset commit at a time, in order."""
+        if self._flush is not None:  # planned for when these would be due: not needed any more
+            self._flush.cancel()
+            self._flush = None
         offsets, self._offsets = self._offsets, {}
         self._offsets_due = time.monotonic() + OFFSETS_EVERY
         consumer = self.consumer()
