@@ -141,7 +141,7 @@ async def test_while_batches_keep_coming_offsets_wait_for_the_next_offset_commit
 
 
 async def test_the_offsets_of_a_quiet_stream_are_committed_once_due(monkeypatch: Any) -> None:
-    monkeypatch.setattr(pipeline_module, "OFFSETS_EVERY", 0.05)
+    monkeypatch.setattr(pipeline_module, "OFFSETS_EVERY", 0.5)
     log: list[str] = []
     batches, commit, _ = pipeline(log)
     await batches.handle([login("c1")], {INPUT: 1}, 0.0)
@@ -150,6 +150,8 @@ async def test_the_offsets_of_a_quiet_stream_are_committed_once_due(monkeypatch:
     await batches.handle([login("c2")], {INPUT: 2}, 0.0)  # no batch comes after this one
     await eventually(lambda: len(commit.release) >= 2, what="the second commit started")
     commit.release[1].set()
+    await eventually(lambda: "commit 1 done" in log, what="the second commit done")
+    assert "offsets [(0, 2)]" not in log, "its offsets are not due yet, half a second after the first ones"
     await eventually(lambda: "offsets [(0, 2)]" in log, what="the second batch's offsets, once due")
 
 
