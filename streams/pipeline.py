@@ -44,7 +44,12 @@ from streams.processor import Batch, BatchProcessor, Record
 
 COMMIT_FAILED_EXIT = 70
 OFFSETS_EVERY = 1.0
-"""Seconds between two commits of input offsets while batches keep coming."""
+"""Seconds between two commits of input offsets, at least."""
+OFFSETS_TIMEOUT = 10.0
+"""Seconds an offset commit may take before it is given up (a few milliseconds normally). aiokafka
+retries a commit until the group coordinator answers, which at shutdown with Kafka unreachable was
+never: the worker did not exit. Offsets are only a shortcut past records already processed, so
+giving up costs nothing but duplicates read again after a restart."""
 SLICE = 0.0005
 """Seconds of processing between two turns of the event loop (see ``BatchPipeline._process``).
 
@@ -194,7 +199,15 @@ class BatchPipeline:
         consumer = self.consumer()
         assigned = consumer.assignment()
         owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
-        if owned and await consumer._commit(owned):  # Faust's commit of given offsets
+        if not owned:
+            return
+        try:
+            committed = await asyncio.wait_for(consumer._commit(owned), OFFSETS_TIMEOUT)  # Faust's commit
+        except TimeoutError:
+            log.warning("input offsets not committed within %.0f s; given up (a restart reads those records "
+                        "again and recognises them as duplicates)", OFFSETS_TIMEOUT)
+            return
+        if committed:
             consumer._committed_offset.update(owned)  # read by the stall watchdog
 
 

@@ -155,6 +155,23 @@ async def test_the_offsets_of_a_quiet_stream_are_committed_once_due(monkeypatch:
     await eventually(lambda: "offsets [(0, 2)]" in log, what="the second batch's offsets, once due")
 
 
+async def test_an_offset_commit_that_never_returns_is_given_up(monkeypatch: Any, caplog: Any) -> None:
+    monkeypatch.setattr(pipeline_module, "OFFSETS_TIMEOUT", 0.05)
+    log: list[str] = []
+    batches, commit, _ = pipeline(log)
+
+    async def unanswered(offsets: dict[Any, int]) -> bool:
+        await asyncio.Event().wait()  # as aiokafka's commit while no group coordinator answers
+        return True
+
+    batches.consumer()._commit = unanswered
+    await batches.handle([login("c1")], {INPUT: 1}, 0.0)
+    commit.release[0].set()
+    await batches.finish()  # returns: the worker can stop
+    assert "input offsets not committed" in caplog.text
+    assert "after commit: 2 changes" in log, "the batch itself was committed"
+
+
 async def test_a_commit_goes_on_while_the_next_batch_is_processed(monkeypatch: Any) -> None:
     monkeypatch.setattr(pipeline_module, "SLICE", 0.0)  # a turn of the event loop after every record
     log: list[str] = []
