@@ -58,5 +58,7 @@ bench: install
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m bench
 
+# .cache/run (make run's worker state) goes with .cache/services (the local Kafka): a worker whose
+# local store is ahead of a new, empty changelog refuses to start.
 clean:
-	rm -rf $(VENV) .cache/services .cache/test-services cockpit/node_modules cockpit/build
+	rm -rf $(VENV) .cache/services .cache/test-services .cache/run cockpit/node_modules cockpit/build
