@@ -176,9 +176,15 @@ class BatchPipeline:
 
     def _flush_offsets(self) -> asyncio.Future[None] | None:
         """Chain a commit of the offsets waiting behind the batches in flight; returns the chain."""
+        self._cancel_flush()
         if self._offsets:
             self._in_flight = asyncio.ensure_future(self._offsets_after(self._in_flight))
         return self._in_flight
+
+    def _cancel_flush(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
 
     async def _offsets_after(self, previous: asyncio.Future[None] | None) -> None:
         try:
@@ -191,9 +197,7 @@ class BatchPipeline:
 
     async def _commit_offsets(self) -> None:
         """Only ever called from the chain of batches: one offset commit at a time, in order."""
-        if self._flush is not None:  # planned for when these would be due: not needed any more
-            self._flush.cancel()
-            self._flush = None
+        self._cancel_flush()  # it was planned for these offsets
         offsets, self._offsets = self._offsets, {}
         self._offsets_due = time.monotonic() + OFFSETS_EVERY
         consumer = self.consumer()
